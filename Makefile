@@ -1,0 +1,97 @@
+# connguard build. `make` builds build/libconnguard.so; `make check` runs every test.
+# Sources are globbed (shim/core, shim/hooks, tools, tests/*) so new files need no edits here.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+
+WARN    := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wstrict-prototypes
+CFLAGS  ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Ishim -Ishim/core
+SHIM_CFLAGS := $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -pthread $(EXTRA_CFLAGS)
+# The shim links nothing but libc/libdl: libunwind is dlopen()ed privately, libssl resolved at run time.
+SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,--no-undefined -Wl,-z,nodelete $(EXTRA_LDFLAGS)
+SHIM_LIBS := -ldl -pthread
+
+CORE_SRC  := $(sort $(wildcard shim/core/*.c))
+HOOK_SRC  := $(sort $(wildcard shim/hooks/*.c))
+CORE_OBJ  := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+HOOK_OBJ  := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(HOOK_SRC))
+HDRS      := $(wildcard shim/*.h shim/core/*.h)
+
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+CLIENT_SRC := $(sort $(wildcard tests/clients/*.c))
+CLIENT_BIN := $(patsubst tests/clients/%.c,$(BUILD)/clients/%,$(CLIENT_SRC))
+
+.PHONY: all deps check unit integration demo bench install uninstall clean check-asan check-tsan fuzz
+
+all: deps $(BUILD)/libconnguard.so $(BUILD)/libcgcore.a $(if $(TOOL_SRC),$(BUILD)/connguard)
+
+# Installs missing Debian packages when root; otherwise names them in one error.
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/obj/%.o: shim/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(SHIM_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libconnguard.so: $(CORE_OBJ) $(HOOK_OBJ)
+	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -Wl,-soname,libconnguard.so -o $@ $^ $(SHIM_LIBS)
+
+# The core as a static archive that unit tests and fuzzers link directly (no hooks inside).
+$(BUILD)/libcgcore.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/connguard: $(TOOL_SRC) $(wildcard tools/*.h) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itools $(CFLAGS) $(WARN) -o $@ $(TOOL_SRC)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcgcore.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-shadow -pthread $(EXTRA_CFLAGS) -o $@ $< $(BUILD)/libcgcore.a $$(pkg-config --cflags --libs check) -ldl $(EXTRA_LDFLAGS)
+
+$(BUILD)/clients/%: tests/clients/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -pthread -o $@ $< -ldl $$(case $* in tls*) pkg-config --libs openssl;; esac)
+
+check: all
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory unit integration
+
+unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do CK_FORK=yes $$t || fail=1; done; exit $$fail
+
+integration: all $(CLIENT_BIN)
+	@BUILD=$(BUILD) $(PYTHON) tests/integration/run.py $(TESTS)
+
+demo: all
+	@scripts/deps.sh test
+	@BUILD=$(BUILD) scripts/demo.sh
+
+bench: all
+	@BUILD=$(BUILD) $(PYTHON) scripts/bench.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 0755 $(BUILD)/libconnguard.so $(DESTDIR)$(PREFIX)/lib/libconnguard.so
+	if [ -f $(BUILD)/connguard ]; then install -m 0755 $(BUILD)/connguard $(DESTDIR)$(PREFIX)/bin/connguard; fi
+	for m in docs/*.1; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man1/ || true; done
+	for m in docs/*.7; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man7/ || true; done
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  if [ ! -f /etc/ld.so.conf.d/connguard.conf ] && ! ldconfig -p | grep -q "$(PREFIX)/lib/libconnguard.so"; then \
+	    echo "$(PREFIX)/lib" > /etc/ld.so.conf.d/connguard.conf; fi; \
+	  ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libconnguard.so $(DESTDIR)$(PREFIX)/bin/connguard
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/connguard.1 $(DESTDIR)$(PREFIX)/share/man/man7/libconnguard.7
+
+clean:
+	rm -rf $(BUILD)
+
+-include mk/*.mk

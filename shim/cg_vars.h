@@ -1,0 +1,28 @@
+/* Every CONNGUARD_* variable, its default and what it means: the one list the parser, the
+ * CLI, the docs check and the man page are kept in step with. X(name, kind, default, doc).
+ * kind: COUNT (non-negative integer), MS (duration: N, Nms, Ns), ENUM, LIST, STR, BOOL. */
+#ifndef CG_VARS_H
+#define CG_VARS_H
+
+#define CG_VARS(X) \
+  X(DISABLE,            BOOL,  "0",       "1 = pure pass-through: no retries, no logs, no tracking") \
+  X(RETRIES,            COUNT, "3",       "retries after the first connect attempt") \
+  X(BACKOFF_MS,         MS,    "100",     "first backoff delay") \
+  X(BACKOFF_MAX_MS,     MS,    "2000",    "cap on one backoff delay") \
+  X(JITTER,             ENUM,  "full",    "full | equal | decorrelated | none") \
+  X(CONNECT_TIMEOUT_MS, MS,    "5000",    "per-attempt connect timeout (never longer than the program's own)") \
+  X(DEADLINE_MS,        MS,    "10000",   "budget for all attempts of one connect, waits included") \
+  X(RETRY_ON,           LIST,  "refused,timeout", "failure classes to retry: refused, timeout, reset, unreach") \
+  X(ONLY,               LIST,  "",        "retry only these destinations (127.0.0.1:5432, *:443, [::1]:*, unix:/path)") \
+  X(SKIP,               LIST,  "",        "never retry these destinations (same patterns)") \
+  X(LOG,                STR,   "stderr",  "stderr, or a file path; %p is replaced by the pid") \
+  X(LOG_FORMAT,         ENUM,  "text",    "text | json") \
+  X(STACK_DEPTH,        COUNT, "16",      "frames per stack trace, 0 = none (max 64)") \
+  X(LEAKS,              ENUM,  "exit",    "off | exit: report leaked sockets at exit") \
+  X(LEAK_EXITCODE,      COUNT, "0",       "exit status when leaks are found and the program would exit 0 (0 = unchanged)") \
+  X(LEAK_AGE_MS,        MS,    "30000",   "CLOSE_WAIT or open age after which a socket is a live leak candidate") \
+  X(SUPPRESSIONS,       STR,   "",        "file of leak:PATTERN lines matched against frame symbols and modules") \
+  X(STATS,              BOOL,  "1",       "publish live counters in /dev/shm for `connguard stat/top/metrics`") \
+  X(TLS,                BOOL,  "1",       "diagnose and retry TLS handshakes (OpenSSL)")
+
+#endif

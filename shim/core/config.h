@@ -1,0 +1,54 @@
+/* Parsed CONNGUARD_* settings. Parsing is pure (takes a getenv-like function) so unit tests
+ * and fuzzers drive it directly; the shim calls it once with secure_getenv. */
+#ifndef CG_CONFIG_H
+#define CG_CONFIG_H
+#include <stdint.h>
+#include <stddef.h>
+#include "pattern.h"
+
+enum cg_jitter { CG_JITTER_FULL, CG_JITTER_EQUAL, CG_JITTER_DECORRELATED, CG_JITTER_NONE };
+enum cg_class { CG_CLASS_NONE = 0, CG_CLASS_REFUSED = 1, CG_CLASS_TIMEOUT = 2,
+                CG_CLASS_RESET = 4, CG_CLASS_UNREACH = 8 };
+enum cg_logfmt { CG_LOG_TEXT, CG_LOG_JSON };
+enum cg_leaks { CG_LEAKS_OFF, CG_LEAKS_EXIT };
+
+#define CG_MAX_STACK 64
+#define CG_PATH_MAX 4096
+
+struct cg_config {
+  int disable;
+  unsigned retries;
+  unsigned backoff_ms, backoff_max_ms;
+  enum cg_jitter jitter;
+  unsigned connect_timeout_ms, deadline_ms;
+  unsigned retry_on;            /* mask of enum cg_class */
+  struct cg_patterns only, skip;
+  char log[CG_PATH_MAX];        /* "stderr" or a path template */
+  enum cg_logfmt log_format;
+  unsigned stack_depth;
+  enum cg_leaks leaks;
+  unsigned leak_exitcode;
+  unsigned leak_age_ms;
+  char suppressions[CG_PATH_MAX];
+  int stats;
+  int tls;
+};
+
+typedef const char *(*cg_getenv_fn)(const char *name);
+/* Receives each warning line (no trailing newline). */
+typedef void (*cg_warn_fn)(const char *line, void *arg);
+
+void cg_config_defaults(struct cg_config *c);
+/* Fills c from the environment; every bad value gives exactly one warn() call naming the
+ * variable and the value used instead. Returns the number of warnings. Never fails. */
+int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void *warn_arg);
+
+/* Individual parsers, exported for tests. Return 0 on success, -1 on a bad value. */
+int cg_parse_count(const char *s, unsigned max, unsigned *out);
+int cg_parse_ms(const char *s, unsigned *out);
+int cg_parse_bool(const char *s, int *out);
+int cg_parse_jitter(const char *s, enum cg_jitter *out);
+int cg_parse_retry_on(const char *s, unsigned *out);
+const char *cg_jitter_name(enum cg_jitter j);
+
+#endif

@@ -1,0 +1,940 @@
+#include "engine.h"
+#include "clock.h"
+#include "fdtable.h"
+#include "log.h"
+#include "policy.h"
+#include "real.h"
+#include "stack.h"
+#include "stats.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct cg_config cg_cfg;
+int cg_enabled;
+__thread int cg_in_hook;
+
+#define INF INT64_MAX
+#define MS_NS 1000000LL
+
+/* ---------- small helpers ---------- */
+
+static uint64_t rnd(void)
+{
+  static __thread uint64_t st;
+  if (!st) st = (uint64_t)cg_mono_ns() ^ ((uint64_t)syscall(SYS_gettid) << 32) ^ (uint64_t)(uintptr_t)&st;
+  return cg_rand_next(&st);
+}
+
+static int r_connect(int fd, const struct sockaddr *a, socklen_t l)
+{
+  return cg_real.connect ? cg_real.connect(fd, a, l) : (int)syscall(SYS_connect, fd, a, l);
+}
+
+static int r_getsockopt(int fd, int lv, int o, void *v, socklen_t *l)
+{
+  return cg_real.getsockopt ? cg_real.getsockopt(fd, lv, o, v, l) : (int)syscall(SYS_getsockopt, fd, lv, o, v, l);
+}
+
+static int r_poll1(int fd, short events, int64_t timeout_ns)
+{
+  struct pollfd p = { fd, events, 0 };
+  struct timespec ts, *tp = NULL;
+  if (timeout_ns >= 0) { ts.tv_sec = timeout_ns / 1000000000; ts.tv_nsec = timeout_ns % 1000000000; tp = &ts; }
+  int r = (int)syscall(SYS_ppoll, &p, 1, tp, NULL, 8);
+  return r > 0 ? p.revents : r;
+}
+
+static int so_error(int fd)
+{
+  int e = 0;
+  socklen_t l = sizeof e;
+  if (r_getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0) return 0;
+  return e;
+}
+
+/* Sleeps until the monotonic time t; signals do not cut it short. */
+static void sleep_until(int64_t t)
+{
+  struct timespec ts = { t / 1000000000, t % 1000000000 };
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+}
+
+/* Resets a socket whose connect failed or is still in SYN_SENT, so it can connect again. */
+static void reset_socket(int fd)
+{
+  struct sockaddr sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_family = AF_UNSPEC;
+  r_connect(fd, &sa, sizeof sa);
+  (void)so_error(fd);   /* aborting a SYN_SENT socket leaves ECONNRESET behind */
+}
+
+static int family_of(const struct sockaddr *a, socklen_t l)
+{
+  return a && l >= sizeof(sa_family_t) ? a->sa_family : AF_UNSPEC;
+}
+
+/* Whether connect() on fd to this destination is the shim's business at all. */
+static int eligible(int fd, const struct sockaddr *a, socklen_t l)
+{
+  int fam = family_of(a, l), v = 0;
+  socklen_t vl = sizeof v;
+  if (fam == AF_INET || fam == AF_INET6) {
+    if (r_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &vl) < 0 || v != IPPROTO_TCP) return 0;
+  } else if (fam == AF_UNIX) {
+    /* Unix sockets only when CONNGUARD_ONLY names them: glibc's nscd probes fail all the time. */
+    if (!cg_cfg.only.has_unix) return 0;
+    if (r_getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &vl) < 0 || (v != SOCK_STREAM && v != SOCK_SEQPACKET)) return 0;
+  } else {
+    return 0;
+  }
+  if (cg_cfg.skip.n && cg_patterns_match(&cg_cfg.skip, a, l)) return 0;
+  if (cg_cfg.only.n && !cg_patterns_match(&cg_cfg.only, a, l)) return 0;
+  return 1;
+}
+
+static void count_failure(int err)
+{
+  CG_STAT_ADD(connect_failures, 1);
+  if (err > 0 && err < CG_STATS_ERRNOS) CG_STAT_ADD(failures_by_errno[err], 1);
+}
+
+/* ---------- records ---------- */
+
+enum { ACT_RETRY, ACT_GIVE_UP };
+
+static void log_failure(int fd, const struct sockaddr *a, socklen_t l, int err, unsigned attempt,
+                        int action, unsigned delay_ms, int64_t elapsed_ns, const char *reason,
+                        const uintptr_t *pcs, int npcs)
+{
+  struct cg_rec r;
+  cg_rec_begin(&r, "connect_failed");
+  cg_rec_int(&r, "fd", fd);
+  cg_rec_addr(&r, "dst", a, l);
+  cg_rec_errno(&r, "errno", err);
+  cg_rec_int(&r, "attempt", attempt);
+  cg_rec_str(&r, "action", action == ACT_RETRY ? "retry" : "give_up");
+  if (action == ACT_RETRY) cg_rec_int(&r, "delay_ms", delay_ms);
+  else if (reason) cg_rec_str(&r, "reason", reason);
+  cg_rec_int(&r, "elapsed_ms", elapsed_ns / MS_NS);
+  cg_rec_detail(&r, "hint", cg_errno_hint(err, family_of(a, l)));
+  if (npcs > 0) cg_rec_stack(&r, pcs, npcs);
+  cg_rec_emit(&r);
+}
+
+static void log_recovered(int fd, const struct sockaddr *a, socklen_t l, unsigned attempts, int64_t elapsed_ns)
+{
+  struct cg_rec r;
+  cg_rec_begin(&r, "connect_recovered");
+  cg_rec_int(&r, "fd", fd);
+  cg_rec_addr(&r, "dst", a, l);
+  cg_rec_int(&r, "attempts", attempts);
+  cg_rec_int(&r, "elapsed_ms", elapsed_ns / MS_NS);
+  cg_rec_emit(&r);
+  CG_STAT_ADD(recoveries, 1);
+}
+
+static int capture(uintptr_t *pcs)
+{
+  return cg_stack_capture(pcs, (int)(cg_cfg.stack_depth < CG_FD_STACK ? cg_cfg.stack_depth : CG_FD_STACK));
+}
+
+/* ---------- retry decision ---------- */
+
+/* Decides, before anything is consumed, whether another attempt may follow attempt e->attempt.
+ * Returns NULL (yes, *delay set) or the reason for giving up. */
+static const char *may_retry(struct cg_fd *e, int64_t now, int64_t budget_end, unsigned *delay)
+{
+  if (e->attempt > cg_cfg.retries) return "retries_exhausted";
+  if (cg_has_fallback((const struct sockaddr *)&e->addr, e->addrlen)) return "fallback_address";
+  *delay = cg_backoff_ms(&cg_cfg, e->attempt, e->prev_delay_ms, rnd());
+  if (now + (int64_t)*delay * MS_NS >= budget_end) return "deadline";
+  return NULL;
+}
+
+static int64_t budget_end_of(struct cg_fd *e)
+{
+  return e->t_start_ns + (int64_t)cg_cfg.deadline_ms * MS_NS;
+}
+
+static int64_t attempt_end_of(struct cg_fd *e)
+{
+  int64_t a = e->t_attempt_ns + (int64_t)cg_cfg.connect_timeout_ms * MS_NS;
+  int64_t b = budget_end_of(e);
+  return a < b ? a : b;
+}
+
+/* ---------- blocking connect ---------- */
+
+static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int err, int64_t t0)
+{
+  uintptr_t pcs[CG_MAX_STACK];
+  int npcs = -1;
+  struct cg_fd tmp, *e = &tmp;
+  memset(e, 0, sizeof *e);
+  e->attempt = 1;
+  e->t_start_ns = e->t_attempt_ns = t0;
+  e->addrlen = l <= sizeof e->addr ? l : sizeof e->addr;
+  memcpy(&e->addr, a, e->addrlen);
+
+  /* The program's own send timeout bounds a blocking connect: we never wait longer. */
+  struct timeval prog_tv = { 0, 0 };
+  socklen_t tvl = sizeof prog_tv;
+  r_getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, &tvl);
+  int64_t prog_ns = (int64_t)prog_tv.tv_sec * 1000000000 + (int64_t)prog_tv.tv_usec * 1000;
+  int64_t budget_end = budget_end_of(e);
+  if (prog_ns > 0 && t0 + prog_ns < budget_end) budget_end = t0 + prog_ns;
+
+  for (;;) {
+    int64_t now = cg_mono_ns();
+    unsigned cls = cg_errno_class(err, a->sa_family), delay = 0;
+    const char *why;
+    if (!(cls & cg_cfg.retry_on)) why = "not_retryable";
+    else if ((why = may_retry(e, now, budget_end, &delay)) == NULL && prog_ns > 0 && now + (int64_t)delay * MS_NS >= budget_end)
+      why = "program_timeout";
+    count_failure(err);
+    if (npcs < 0) npcs = cg_stack_capture(pcs, (int)cg_cfg.stack_depth);
+    if (why) {
+      log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, now - t0, why, pcs, npcs);
+      CG_STAT_ADD(give_ups, 1);
+      errno = err;
+      return -1;
+    }
+    log_failure(fd, a, l, err, e->attempt, ACT_RETRY, delay, now - t0, NULL, pcs, npcs);
+    CG_STAT_ADD(retries, 1);
+    sleep_until(now + (int64_t)delay * MS_NS);
+    CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
+    e->prev_delay_ms = delay;
+    e->attempt++;
+    now = e->t_attempt_ns = cg_mono_ns();
+
+    /* Per-attempt timeout through SO_SNDTIMEO, unless the program's own is shorter. */
+    int64_t limit = attempt_end_of(e);
+    if (limit > budget_end) limit = budget_end;
+    int64_t left = limit - now;
+    int ours = 0;
+    if (left <= 0) left = MS_NS;
+    if (prog_ns <= 0 || left < prog_ns) {
+      struct timeval tv = { left / 1000000000, (left % 1000000000) / 1000 };
+      if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1000;
+      ours = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0;
+    }
+    CG_STAT_ADD(connect_attempts, 1);
+    int r = r_connect(fd, a, l);
+    int e2 = errno;
+    if (ours) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
+    if (r == 0) {
+      log_recovered(fd, a, l, e->attempt, cg_mono_ns() - t0);
+      return 0;
+    }
+    if (e2 == EINPROGRESS && ours) {
+      reset_socket(fd);             /* our timeout, not the program's: abort this SYN */
+      err = ETIMEDOUT;
+      continue;
+    }
+    if (cg_errno_is_progress(e2, a->sa_family)) {
+      /* EINTR or the program's own timeout: the kernel keeps connecting, as without us. */
+      errno = e2;
+      return -1;
+    }
+    err = e2;
+  }
+}
+
+/* ---------- non-blocking state machine ---------- */
+
+static void epoll_readd(int fd, struct cg_fd *e)
+{
+  if (!e->ep_removed) return;
+  e->ep_removed = 0;
+  struct epoll_event ev = { .events = e->ep_events, .data.u64 = e->ep_data };
+  if (cg_real.epoll_ctl && e->ep_fd > 0) cg_real.epoll_ctl(e->ep_fd - 1, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void epoll_hide(int fd, struct cg_fd *e)
+{
+  /* A failed socket reports EPOLLHUP even with no events requested: while it waits for its
+   * next attempt it must leave the set, or a level-triggered loop would spin. */
+  if (e->ep_fd > 0 && !e->ep_removed && cg_real.epoll_ctl) {
+    if (cg_real.epoll_ctl(e->ep_fd - 1, EPOLL_CTL_DEL, fd, NULL) == 0) e->ep_removed = 1;
+  }
+}
+
+static void mark_connected(int fd, struct cg_fd *e)
+{
+  if (e->attempt > 1) log_recovered(fd, (struct sockaddr *)&e->addr, e->addrlen, e->attempt, cg_mono_ns() - e->t_start_ns);
+  epoll_readd(fd, e);
+  cg_fd_set_state(fd, e, CG_FD_CONNECTED);
+}
+
+enum { F_RETRY, F_PASS, F_FAILED };
+
+/* A failure of the current attempt is visible (err == 0: still in the kernel, unread).
+ * Called with the entry locked. */
+static int on_failure(int fd, struct cg_fd *e, int err, int timed_out)
+{
+  int64_t now = cg_mono_ns();
+  unsigned delay = 0;
+  const char *why = may_retry(e, now, budget_end_of(e), &delay);
+  const struct sockaddr *a = (const struct sockaddr *)&e->addr;
+  if (why && !err && !timed_out) {
+    /* Nothing left to try: the program reads the error itself; logged when it does. */
+    e->last_err = 0;
+    atomic_store(&e->state, CG_FD_PASSED);
+    return F_PASS;
+  }
+  if (timed_out) { reset_socket(fd); err = ETIMEDOUT; }
+  else if (!err) err = so_error(fd);
+  if (!err) {                         /* nothing pending after all */
+    mark_connected(fd, e);
+    return F_PASS;
+  }
+  count_failure(err);
+  unsigned cls = cg_errno_class(err, a->sa_family);
+  if (!why && !(cls & cg_cfg.retry_on)) why = "not_retryable";
+  if (why) {
+    log_failure(fd, a, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0, now - e->t_start_ns, why, e->cpcs, e->cnpcs);
+    CG_STAT_ADD(give_ups, 1);
+    if (timed_out) {
+      /* The program's own timer decides; we do not invent an error for a socket it still waits on. */
+      cg_fd_set_state(fd, e, CG_FD_SOCKET);
+      return F_PASS;
+    }
+    e->pending_err = err;
+    atomic_store(&e->state, CG_FD_FAILED);
+    return F_FAILED;
+  }
+  log_failure(fd, a, e->addrlen, err, e->attempt, ACT_RETRY, delay, now - e->t_start_ns, NULL, e->cpcs, e->cnpcs);
+  CG_STAT_ADD(retries, 1);
+  CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
+  e->prev_delay_ms = delay;
+  e->t_next_ns = now + (int64_t)delay * MS_NS;
+  epoll_hide(fd, e);
+  atomic_store(&e->state, CG_FD_WAITING);
+  return F_RETRY;
+}
+
+/* Starts the next attempt of a WAITING entry. Entry locked. */
+static void start_attempt(int fd, struct cg_fd *e)
+{
+  reset_socket(fd);
+  e->attempt++;
+  e->t_attempt_ns = cg_mono_ns();
+  CG_STAT_ADD(connect_attempts, 1);
+  int r = r_connect(fd, (struct sockaddr *)&e->addr, e->addrlen);
+  int err = errno;
+  epoll_readd(fd, e);
+  if (r == 0) { mark_connected(fd, e); return; }
+  atomic_store(&e->state, CG_FD_CONNECTING);
+  if (err == EINPROGRESS || err == EINTR || err == EALREADY) return;
+  on_failure(fd, e, err, 0);
+}
+
+/* Time-driven work for every active fd: due retries and attempt timeouts. Returns the next
+ * monotonic time something is due (INF if nothing). */
+static int64_t tick(void)
+{
+  int fds[256];
+  int n = cg_active_list(fds, 256);
+  int64_t next = INF, now = cg_mono_ns();
+  for (int i = 0; i < n; i++) {
+    struct cg_fd *e = cg_fd_peek(fds[i]);
+    if (!e) continue;
+    if (atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) continue;  /* busy elsewhere */
+    unsigned st = atomic_load(&e->state);
+    if (st == CG_FD_WAITING && e->t_next_ns <= now) {
+      start_attempt(fds[i], e);
+      st = atomic_load(&e->state);
+    }
+    if (st == CG_FD_CONNECTING && e->nonblock) {
+      int64_t end = attempt_end_of(e);
+      if (end <= now) {
+        on_failure(fds[i], e, 0, 1);
+        st = atomic_load(&e->state);
+        if (st == CG_FD_WAITING && e->t_next_ns < next) next = e->t_next_ns;
+      } else if (e->attempt <= cg_cfg.retries && end < next) {
+        next = end;  /* only a timeout that leads to a retry needs a wake-up */
+      }
+    } else if (st == CG_FD_WAITING && e->t_next_ns < next) {
+      next = e->t_next_ns;
+    }
+    cg_fd_unlock(e);
+  }
+  return next;
+}
+
+/* Drives one fd to a result synchronously (getsockopt / status-check connect paths).
+ * Returns 0 when connected, or the errno the program should see. Entry locked. */
+static int drive_sync(int fd, struct cg_fd *e)
+{
+  for (;;) {
+    unsigned st = atomic_load(&e->state);
+    if (st == CG_FD_WAITING) {
+      int64_t d = e->t_next_ns;
+      cg_fd_unlock(e);
+      sleep_until(d);
+      cg_fd_lock(e);
+      if (atomic_load(&e->state) != CG_FD_WAITING) continue;
+      start_attempt(fd, e);
+      continue;
+    }
+    if (st == CG_FD_CONNECTING) {
+      int64_t end = attempt_end_of(e), now = cg_mono_ns();
+      int64_t wait = e->attempt <= cg_cfg.retries ? end - now : -1;
+      cg_fd_unlock(e);
+      int rv = r_poll1(fd, POLLOUT, wait < 0 ? -1 : wait);
+      cg_fd_lock(e);
+      if (atomic_load(&e->state) != CG_FD_CONNECTING) continue;
+      if (rv == 0) { on_failure(fd, e, 0, 1); if (atomic_load(&e->state) == CG_FD_SOCKET) return EINPROGRESS; continue; }
+      if (rv < 0) return 0;
+      if (rv & (POLLERR | POLLHUP)) {
+        if (on_failure(fd, e, 0, 0) == F_PASS && atomic_load(&e->state) == CG_FD_PASSED) {
+          int err = so_error(fd);
+          if (err) {
+            log_failure(fd, (struct sockaddr *)&e->addr, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0,
+                        cg_mono_ns() - e->t_start_ns, "retries_exhausted", e->cpcs, e->cnpcs);
+            CG_STAT_ADD(give_ups, 1);
+            count_failure(err);
+          }
+          cg_fd_set_state(fd, e, CG_FD_SOCKET);
+          return err;
+        }
+        continue;
+      }
+      mark_connected(fd, e);
+      return 0;
+    }
+    if (st == CG_FD_FAILED) {
+      int err = e->pending_err;
+      cg_fd_set_state(fd, e, CG_FD_SOCKET);
+      return err;
+    }
+    if (st == CG_FD_PASSED) {
+      int err = so_error(fd);
+      cg_fd_set_state(fd, e, CG_FD_SOCKET);
+      return err;
+    }
+    return 0;
+  }
+}
+
+/* Logs the give-up for an error the program has just read from the kernel itself. */
+static void passed_read(int fd, struct cg_fd *e, int err, const char *why)
+{
+  if (err) {
+    count_failure(err);
+    log_failure(fd, (struct sockaddr *)&e->addr, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0,
+                cg_mono_ns() - e->t_start_ns, why, e->cpcs, e->cnpcs);
+    CG_STAT_ADD(give_ups, 1);
+  }
+  cg_fd_set_state(fd, e, err ? CG_FD_SOCKET : CG_FD_CONNECTED);
+}
+
+static int same_dst(struct cg_fd *e, const struct sockaddr *a, socklen_t l)
+{
+  return l == e->addrlen && memcmp(a, &e->addr, l) == 0;
+}
+
+/* ---------- hooks' bodies ---------- */
+
+int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
+{
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (e && cg_state_active(atomic_load(&e->state)) && a && same_dst(e, a, l)) {
+    /* A second connect() on a connect we track: hiredis's status check, or a retry loop. */
+    cg_fd_lock(e);
+    unsigned st = atomic_load(&e->state);
+    int ret = 0, err = 0;
+    if (st == CG_FD_CONNECTING || st == CG_FD_PASSED) {
+      ret = r_connect(fd, a, l);
+      err = errno;
+      if (ret == 0 || err == EISCONN) { mark_connected(fd, e); cg_fd_unlock(e); errno = err; return ret; }
+      if (err == EALREADY || err == EINPROGRESS || err == EINTR) { cg_fd_unlock(e); errno = err; return ret; }
+      if (st == CG_FD_PASSED) { passed_read(fd, e, err, "retries_exhausted"); cg_fd_unlock(e); errno = err; return ret; }
+      /* The kernel handed us the failure (and reset the socket): decide as in poll. */
+      int f = on_failure(fd, e, err, 0);
+      if (f == F_FAILED) { cg_fd_set_state(fd, e, CG_FD_SOCKET); cg_fd_unlock(e); errno = err; return -1; }
+    }
+    if (atomic_load(&e->state) == CG_FD_FAILED) {
+      err = e->pending_err;
+      reset_socket(fd);   /* what the kernel's own status-check connect does after reporting */
+      cg_fd_set_state(fd, e, CG_FD_SOCKET);
+      cg_fd_unlock(e);
+      errno = err;
+      return -1;
+    }
+    err = drive_sync(fd, e);
+    cg_fd_unlock(e);
+    if (!err) { errno = e->nonblock ? EISCONN : 0; return e->nonblock ? -1 : 0; }
+    errno = err;
+    return -1;
+  }
+
+  int64_t t0 = cg_mono_ns();
+  CG_STAT_ADD(connect_attempts, 1);
+  int r = r_connect(fd, a, l);
+  if (r == 0) {
+    if (e && atomic_load(&e->state) != CG_FD_NONE) cg_fd_set_state(fd, e, CG_FD_CONNECTED);
+    return 0;
+  }
+  int err = errno;
+  if (!a || l < sizeof(sa_family_t)) { errno = err; return r; }
+  int fam = a->sa_family;
+  if (err == EINPROGRESS || err == EINTR) {
+    if (!eligible(fd, a, l)) { errno = err; return r; }
+    e = cg_fd_get(fd, 1);
+    if (e) {
+      cg_fd_lock(e);
+      e->family = fam;
+      e->attempt = 1;
+      e->prev_delay_ms = 0;
+      e->pending_err = 0;
+      e->nonblock = err == EINPROGRESS;
+      e->t_start_ns = e->t_attempt_ns = t0;
+      e->addrlen = l <= sizeof e->addr ? l : sizeof e->addr;
+      memcpy(&e->addr, a, e->addrlen);
+      e->cnpcs = capture(e->cpcs);
+      cg_fd_set_state(fd, e, CG_FD_CONNECTING);
+      cg_fd_unlock(e);
+    }
+    errno = err;
+    return r;
+  }
+  if (cg_errno_is_progress(err, fam) || !eligible(fd, a, l)) { errno = err; return r; }
+  /* A blocking connect that failed, or a non-blocking one that failed at once. */
+  int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+  if (fl >= 0 && (fl & O_NONBLOCK)) {
+    /* Immediate failure on a non-blocking socket: report it as it came (waiting here would
+     * freeze an event loop); logged so that the failure is still explained. */
+    uintptr_t pcs[CG_MAX_STACK];
+    int np = cg_stack_capture(pcs, (int)cg_cfg.stack_depth);
+    count_failure(err);
+    log_failure(fd, a, l, err, 1, ACT_GIVE_UP, 0, 0, "nonblocking_immediate", pcs, np);
+    CG_STAT_ADD(give_ups, 1);
+    errno = err;
+    return r;
+  }
+  r = blocking_connect(fd, a, l, err, t0);
+  return r;
+}
+
+int cg_getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
+{
+  struct cg_fd *e;
+  if (level != SOL_SOCKET || opt != SO_ERROR || !val || !len || *len < sizeof(int) ||
+      !(e = cg_fd_peek(fd)) || !cg_state_active(atomic_load(&e->state)))
+    return r_getsockopt(fd, level, opt, val, len);
+  cg_fd_lock(e);
+  unsigned st = atomic_load(&e->state);
+  int err;
+  if (st == CG_FD_CONNECTING) {
+    int r = r_getsockopt(fd, level, opt, val, len);
+    if (r < 0) { cg_fd_unlock(e); return r; }
+    err = *(int *)val;
+    if (!err) {
+      /* Connected, or still in progress (libuv then keeps waiting): find out which. */
+      int rv = r_poll1(fd, POLLOUT, 0);
+      if (rv > 0 && !(rv & (POLLERR | POLLHUP))) mark_connected(fd, e);
+      cg_fd_unlock(e);
+      return r;
+    }
+    if (on_failure(fd, e, err, 0) == F_FAILED) {
+      cg_fd_set_state(fd, e, CG_FD_SOCKET);
+      cg_fd_unlock(e);
+      return r;
+    }
+    err = drive_sync(fd, e);
+  } else if (st == CG_FD_PASSED) {
+    int r = r_getsockopt(fd, level, opt, val, len);
+    if (r == 0) passed_read(fd, e, *(int *)val, "retries_exhausted");
+    cg_fd_unlock(e);
+    return r;
+  } else {
+    err = drive_sync(fd, e);
+  }
+  cg_fd_unlock(e);
+  *(int *)val = err;
+  *len = sizeof(int);
+  return 0;
+}
+
+/* ---------- multiplexers ---------- */
+
+/* Inspects one reported fd after a real poll. Returns the revents the program should see. */
+static int filter_revents(int fd, int rev)
+{
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (!e) return rev;
+  unsigned st = atomic_load(&e->state);
+  if (!cg_state_active(st)) return rev;
+  cg_fd_lock(e);
+  st = atomic_load(&e->state);
+  if (st == CG_FD_CONNECTING && rev) {
+    if (rev & (POLLERR | POLLHUP)) {
+      if (on_failure(fd, e, 0, 0) == F_RETRY) rev = 0;
+    } else if (rev & POLLOUT) {
+      mark_connected(fd, e);
+    }
+  } else if (st == CG_FD_WAITING) {
+    rev = 0;
+  } else if (st == CG_FD_FAILED) {
+    rev |= POLLERR;
+  }
+  cg_fd_unlock(e);
+  return rev;
+}
+
+static int64_t ns_until(int64_t end, int64_t due, int64_t now)
+{
+  int64_t t = end < due ? end : due;
+  if (t == INF) return -1;
+  return t > now ? t - now : 0;
+}
+
+int cg_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *mask, int use_ppoll)
+{
+  int64_t now = cg_mono_ns();
+  int64_t end = timeout_ns < 0 ? INF : now + timeout_ns;
+  for (;;) {
+    int64_t due = tick();
+    /* Fds waiting for their next attempt are hidden from the kernel (a negative fd is
+     * ignored by poll); a failed socket would otherwise report POLLHUP at once, forever. */
+    nfds_t hidden[128];
+    int hidden_fd[128];
+    int nh = 0;
+    for (nfds_t i = 0; i < n && nh < 128; i++) {
+      struct cg_fd *e = cg_fd_peek(fds[i].fd);
+      if (e && atomic_load(&e->state) == CG_FD_WAITING) { hidden[nh] = i; hidden_fd[nh++] = fds[i].fd; fds[i].fd = -1; }
+    }
+    now = cg_mono_ns();
+    int64_t wait = ns_until(end, due, now);
+    struct timespec ts, *tp = NULL;
+    if (wait >= 0) { ts.tv_sec = wait / 1000000000; ts.tv_nsec = wait % 1000000000; tp = &ts; }
+    int r;
+    if (use_ppoll) r = cg_real.ppoll(fds, n, tp, mask);
+    else r = cg_real.poll(fds, n, wait < 0 ? -1 : (int)((wait + MS_NS - 1) / MS_NS));
+    int saved = errno;
+    for (int h = 0; h < nh; h++) {
+      fds[hidden[h]].fd = hidden_fd[h];
+    }
+    if (r < 0) { errno = saved; return r; }
+    int count = 0;
+    for (nfds_t i = 0; i < n; i++) {
+      if (fds[i].fd < 0) continue;
+      int rev = fds[i].revents;
+      if (rev || cg_active_count) rev = filter_revents(fds[i].fd, rev);
+      fds[i].revents = (short)rev;
+      if (rev) count++;
+    }
+    if (count) return count;
+    now = cg_mono_ns();
+    if (now >= end) return 0;
+  }
+}
+
+int cg_select(int nfds, fd_set *rs, fd_set *ws, fd_set *xs, struct timeval *tv,
+              const struct timespec *ts, const sigset_t *mask, int is_pselect)
+{
+  /* Only reached while a connect is active: emulated on top of cg_poll, with select's own
+   * readiness rules (the kernel's POLLIN_SET / POLLOUT_SET / POLLEX_SET). */
+  struct pollfd p[FD_SETSIZE];
+  nfds_t k = 0;
+  for (int fd = 0; fd < nfds; fd++) {
+    short ev = 0;
+    if (rs && FD_ISSET(fd, rs)) ev |= POLLIN;
+    if (ws && FD_ISSET(fd, ws)) ev |= POLLOUT;
+    if (xs && FD_ISSET(fd, xs)) ev |= POLLPRI;
+    if (ev) { p[k].fd = fd; p[k].events = ev; p[k].revents = 0; k++; }
+  }
+  int64_t timeout = -1;
+  if (tv) timeout = (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000;
+  if (ts) timeout = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+  if (timeout < -1) { errno = EINVAL; return -1; }
+  int64_t start = cg_mono_ns(), end = timeout < 0 ? INF : start + timeout;
+  int count;
+  for (;;) {
+    int64_t now = cg_mono_ns();
+    int64_t left = end == INF ? -1 : (end > now ? end - now : 0);
+    int r = cg_poll(p, k, left, is_pselect ? mask : NULL, 1);
+    if (r < 0) return -1;
+    count = 0;
+    for (nfds_t i = 0; i < k; i++) {
+      if (p[i].revents & POLLNVAL) { errno = EBADF; return -1; }
+      if ((p[i].events & POLLIN) && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) count++;
+      if ((p[i].events & POLLOUT) && (p[i].revents & (POLLOUT | POLLERR))) count++;
+      if ((p[i].events & POLLPRI) && (p[i].revents & POLLPRI)) count++;
+    }
+    if (count || r == 0 || cg_mono_ns() >= end) break;
+  }
+  if (rs) for (nfds_t i = 0; i < k; i++) FD_CLR(p[i].fd, rs);
+  if (ws) for (nfds_t i = 0; i < k; i++) FD_CLR(p[i].fd, ws);
+  if (xs) for (nfds_t i = 0; i < k; i++) FD_CLR(p[i].fd, xs);
+  for (nfds_t i = 0; i < k; i++) {
+    if ((p[i].events & POLLIN) && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) FD_SET(p[i].fd, rs);
+    if ((p[i].events & POLLOUT) && (p[i].revents & (POLLOUT | POLLERR))) FD_SET(p[i].fd, ws);
+    if ((p[i].events & POLLPRI) && (p[i].revents & POLLPRI)) FD_SET(p[i].fd, xs);
+  }
+  if (tv && !is_pselect) {
+    /* Linux select() leaves the time not slept in the timeval. */
+    int64_t left = end - cg_mono_ns();
+    if (left < 0) left = 0;
+    tv->tv_sec = left / 1000000000;
+    tv->tv_usec = (left % 1000000000) / 1000;
+  }
+  return count;
+}
+
+/* The fd an epoll event belongs to, among the active ones (epoll gives back only data). */
+static int epoll_owner(int epfd, uint64_t data)
+{
+  int fds[256];
+  int n = cg_active_list(fds, 256);
+  for (int i = 0; i < n; i++) {
+    struct cg_fd *e = cg_fd_peek(fds[i]);
+    if (e && e->ep_fd == epfd + 1 && e->ep_data == data) return fds[i];
+  }
+  return -1;
+}
+
+int cg_epoll_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns,
+                  const sigset_t *mask, int variant)
+{
+  int64_t now = cg_mono_ns();
+  int64_t end = timeout_ns < 0 ? INF : now + timeout_ns;
+  for (;;) {
+    int64_t due = tick();
+    now = cg_mono_ns();
+    int64_t wait = ns_until(end, due, now);
+    int r;
+    if (variant == 2 && cg_real.epoll_pwait2) {
+      struct timespec ts, *tp = NULL;
+      if (wait >= 0) { ts.tv_sec = wait / 1000000000; ts.tv_nsec = wait % 1000000000; tp = &ts; }
+      r = cg_real.epoll_pwait2(epfd, ev, max, tp, mask);
+    } else {
+      int ms = wait < 0 ? -1 : (int)((wait + MS_NS - 1) / MS_NS);
+      r = variant ? cg_real.epoll_pwait(epfd, ev, max, ms, mask) : cg_real.epoll_wait(epfd, ev, max, ms);
+    }
+    if (r < 0) return r;
+    int k = 0;
+    for (int i = 0; i < r; i++) {
+      int fd = atomic_load(&cg_active_count) ? epoll_owner(epfd, ev[i].data.u64) : -1;
+      uint32_t rev = ev[i].events;
+      if (fd >= 0) rev = (uint32_t)filter_revents(fd, (int)rev);
+      if (!rev) continue;
+      ev[k] = ev[i];
+      ev[k].events = rev;
+      k++;
+    }
+    if (k) return k;
+    if (cg_mono_ns() >= end) return 0;
+  }
+}
+
+int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+  struct cg_fd *e = cg_fd_get(fd, op == EPOLL_CTL_ADD);
+  if (!e) return cg_real.epoll_ctl(epfd, op, fd, ev);
+  cg_fd_lock(e);
+  if (e->ep_removed && e->ep_fd == epfd + 1) {
+    /* We took the fd out of this set while it waits for its next attempt: answer as the
+     * kernel would have if it were still there, and re-add it with the program's wishes. */
+    int r = 0;
+    if (op == EPOLL_CTL_DEL) { e->ep_removed = 0; e->ep_fd = 0; }
+    else if (op == EPOLL_CTL_MOD && ev) { e->ep_events = ev->events; e->ep_data = ev->data.u64; }
+    else if (op == EPOLL_CTL_ADD) { errno = EEXIST; r = -1; }
+    cg_fd_unlock(e);
+    return r;
+  }
+  int r = cg_real.epoll_ctl(epfd, op, fd, ev);
+  if (r == 0) {
+    if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && ev) {
+      e->ep_fd = epfd + 1; e->ep_events = ev->events; e->ep_data = ev->data.u64;
+    } else if (op == EPOLL_CTL_DEL && e->ep_fd == epfd + 1) {
+      e->ep_fd = 0;
+    }
+  }
+  cg_fd_unlock(e);
+  return r;
+}
+
+/* ---------- fallback addresses ---------- */
+
+#define GAI_SLOTS 16
+#define GAI_ADDRS 8
+#define GAI_TTL_NS (60 * 1000000000LL)
+struct gai_slot {
+  int64_t t;
+  int n;
+  struct sockaddr_storage a[GAI_ADDRS];
+};
+static struct gai_slot gai[GAI_SLOTS];
+static unsigned gai_next;
+static atomic_uint gai_lock;
+
+static int addr_eq(const struct sockaddr *x, const struct sockaddr *y)
+{
+  if (x->sa_family != y->sa_family) return 0;
+  if (x->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const void *)x, *b = (const void *)y;
+    return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+  }
+  if (x->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const void *)x, *b = (const void *)y;
+    return a->sin6_port == b->sin6_port && !memcmp(&a->sin6_addr, &b->sin6_addr, 16);
+  }
+  return 0;
+}
+
+static int gai_trylock(void)
+{
+  for (int i = 0; i < 1000; i++)
+    if (!atomic_exchange_explicit(&gai_lock, 1, memory_order_acquire)) return 1;
+  return 0;
+}
+
+void cg_note_addrinfo(const void *res)
+{
+  struct gai_slot s;
+  memset(&s, 0, sizeof s);
+  for (const struct addrinfo *ai = res; ai && s.n < GAI_ADDRS; ai = ai->ai_next) {
+    if (!ai->ai_addr || (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)) continue;
+    if (ai->ai_socktype && ai->ai_socktype != SOCK_STREAM) continue;
+    if (ai->ai_addrlen > sizeof s.a[0]) continue;
+    int dup = 0;
+    for (int i = 0; i < s.n; i++) if (addr_eq((struct sockaddr *)&s.a[i], ai->ai_addr)) dup = 1;
+    if (dup) continue;
+    memcpy(&s.a[s.n++], ai->ai_addr, ai->ai_addrlen);
+  }
+  if (s.n < 2) return;
+  s.t = cg_mono_ns();
+  if (!gai_trylock()) return;
+  gai[gai_next++ % GAI_SLOTS] = s;
+  atomic_store_explicit(&gai_lock, 0, memory_order_release);
+}
+
+/* Is a listener on the same port bound to the other loopback family (or a wildcard)? Read from
+ * the kernel's tables: no packet is sent. This is the "localhost" case of clients that resolve
+ * the name themselves (curl does) and fall back from ::1 to 127.0.0.1 on their own. */
+static int loopback_sibling_listening(const struct sockaddr *sa)
+{
+  unsigned port;
+  const char *file;
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const void *)sa;
+    if (!IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return 0;
+    port = ntohs(in6->sin6_port);
+    file = "/proc/net/tcp";
+  } else if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const void *)sa;
+    if ((ntohl(in->sin_addr.s_addr) >> 24) != 127) return 0;
+    port = ntohs(in->sin_port);
+    file = "/proc/net/tcp6";
+  } else {
+    return 0;
+  }
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[8192], tail[160];
+  size_t tl = 0;
+  int found = 0;
+  ssize_t n;
+  /* Lines: "  sl  local_address rem_address   st ..."; local is HEXADDR:HEXPORT, st 0A = LISTEN. */
+  while (!found && (n = read(fd, buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n && !found; i++) {
+      char c = buf[i];
+      if (c != '\n') { if (tl < sizeof tail - 1) tail[tl++] = c; continue; }
+      tail[tl] = 0;
+      tl = 0;
+      char *colon = strchr(tail, ':');
+      if (!colon) continue;
+      char *addr = colon + 1;
+      while (*addr == ' ') addr++;
+      char *pc = strchr(addr, ':');
+      if (!pc) continue;
+      unsigned lport = (unsigned)strtoul(pc + 1, NULL, 16);
+      char *st = strchr(pc, ' ');
+      if (!st) continue;
+      st = strchr(st + 1, ' ');
+      if (!st || strncmp(st + 1, "0A", 2) != 0 || lport != port) continue;
+      size_t alen = (size_t)(pc - addr);
+      int any = 1, lo = 0;
+      for (size_t j = 0; j < alen; j++) if (addr[j] != '0') any = 0;
+      if (alen == 8) lo = addr[6] == '7' && addr[7] == 'F';                        /* 127.x.x.x, little-endian */
+      else if (alen == 32) lo = !strncmp(addr, "00000000000000000000000001000000", 32) ||
+                                !strncmp(addr, "0000000000000000FFFF0000", 24);   /* ::1, ::ffff:a.b.c.d */
+      if (any || lo) found = 1;
+    }
+  }
+  syscall(SYS_close, fd);
+  return found;
+}
+
+int cg_has_fallback(const struct sockaddr *sa, socklen_t len)
+{
+  if (!sa || len < sizeof(sa_family_t)) return 0;
+  int64_t now = cg_mono_ns();
+  int hit = 0;
+  if (gai_trylock()) {
+    for (int i = 0; i < GAI_SLOTS && !hit; i++) {
+      if (gai[i].n < 2 || now - gai[i].t > GAI_TTL_NS) continue;
+      for (int j = 0; j < gai[i].n - 1; j++)
+        if (addr_eq((struct sockaddr *)&gai[i].a[j], sa)) { hit = 1; break; }
+    }
+    atomic_store_explicit(&gai_lock, 0, memory_order_release);
+  }
+  return hit || loopback_sibling_listening(sa);
+}
+
+/* ---------- init, fork ---------- */
+
+static void warn_stderr(const char *line, void *arg)
+{
+  char buf[400];
+  struct cg_buf b;
+  cg_buf_init(&b, buf, sizeof buf - 1);
+  cg_buf_puts(&b, line);
+  cg_buf_putc(&b, '\n');
+  if (write(2, b.p, b.len) < 0) { /* stderr closed: nothing to tell */ }
+}
+
+static const char *env_get(const char *name) { return secure_getenv(name); }
+
+static atomic_int init_state;   /* 0 none, 1 running, 2 done */
+
+void cg_after_fork_child(void)
+{
+  cg_log_after_fork();
+  atomic_store(&gai_lock, 0);
+  for (int c = 0; c < CG_FD_MAX_CHUNKS; c++) {
+    struct cg_fd *ch = atomic_load(&cg_fd_chunks[c]);
+    if (ch) for (int i = 0; i < CG_FD_CHUNK; i++) atomic_store(&ch[i].lock, 0);
+  }
+  if (cg_cfg.stats) { cg_stats_after_fork(); cg_stats_publish(); }
+}
+
+void cg_init(void)
+{
+  if (atomic_load_explicit(&init_state, memory_order_acquire) == 2) return;
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&init_state, &expect, 1)) return;  /* re-entered, or another thread: pass through meanwhile */
+  int saved = errno;
+  cg_real_init();
+  cg_config_load(&cg_cfg, env_get, warn_stderr, NULL);
+  if (!cg_cfg.disable) {
+    cg_log_configure(&cg_cfg);
+    if (cg_cfg.stack_depth) cg_stack_init();
+    if (cg_cfg.stats) cg_stats_publish();
+    pthread_atfork(NULL, NULL, cg_after_fork_child);
+    cg_enabled = 1;
+  }
+  atomic_store_explicit(&init_state, 2, memory_order_release);
+  errno = saved;
+}

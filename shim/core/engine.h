@@ -1,0 +1,50 @@
+/* The retry engine. Hooks in shim/hooks/ are thin wrappers around these functions.
+ *
+ * Blocking sockets: connect() retries in place, each attempt bounded by
+ * CONNGUARD_CONNECT_TIMEOUT_MS through a temporary SO_SNDTIMEO (never longer than the
+ * program's own SO_SNDTIMEO), all attempts by CONNGUARD_DEADLINE_MS.
+ *
+ * Non-blocking sockets: connect() returns EINPROGRESS as usual and the fd becomes "active".
+ * When poll/select/epoll report the failure, the engine reads SO_ERROR, hides the event and
+ * schedules the next attempt; the wait continues on the program's other fds, so an event loop
+ * is never frozen. Failures the program reads before a multiplexer saw them (getsockopt
+ * SO_ERROR, a second "status check" connect) are retried synchronously, bounded by the deadline.
+ * When no retry is left, the error stays in the kernel and the program reads it itself. */
+#ifndef CG_ENGINE_H
+#define CG_ENGINE_H
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include "config.h"
+
+extern struct cg_config cg_cfg;
+extern int cg_enabled;                  /* 0 until init, and when CONNGUARD_DISABLE=1 */
+extern __thread int cg_in_hook;         /* recursion guard */
+
+/* Reads the configuration (secure_getenv), sets up log, stack and stats. Idempotent. */
+void cg_init(void);
+static inline int cg_active(void) { return cg_enabled && !cg_in_hook; }
+
+int cg_connect(int fd, const struct sockaddr *addr, socklen_t len);
+int cg_getsockopt(int fd, int level, int opt, void *val, socklen_t *len);
+/* timeout_ns < 0: infinite. use_ppoll selects ppoll (with mask) for the real call. */
+int cg_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *mask, int use_ppoll);
+/* tv/ts: NULL = infinite. Exactly one of tv (select) or ts (pselect) is used. */
+int cg_select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv,
+              const struct timespec *ts, const sigset_t *mask, int is_pselect);
+int cg_epoll_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns,
+                  const sigset_t *mask, int variant);
+int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+/* getaddrinfo results: remembered so that a client with another address to try is not held
+ * back retrying this one (curl happy eyeballs, python create_connection). */
+void cg_note_addrinfo(const void *res);
+/* 1 when the destination appears in a recent lookup result that lists another address after
+ * it: the client will fall back on its own. */
+int cg_has_fallback(const struct sockaddr *sa, socklen_t len);
+
+void cg_after_fork_child(void);
+
+#endif

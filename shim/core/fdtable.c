@@ -1,0 +1,98 @@
+#include "fdtable.h"
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+
+struct cg_fd *_Atomic cg_fd_chunks[CG_FD_MAX_CHUNKS];
+atomic_int cg_active_count;
+
+#define CG_ACTIVE_SLOTS 1024
+static atomic_int active[CG_ACTIVE_SLOTS];   /* fd + 1, 0 = free */
+
+struct cg_fd *cg_fd_get(int fd, int create)
+{
+  if (fd < 0 || (fd >> CG_FD_CHUNK_BITS) >= CG_FD_MAX_CHUNKS) return 0;
+  int ci = fd >> CG_FD_CHUNK_BITS;
+  struct cg_fd *c = atomic_load_explicit(&cg_fd_chunks[ci], memory_order_acquire);
+  if (!c && create) {
+    /* mmap, not malloc: safe from any hook and invisible to the program's allocator. */
+    void *m = mmap(0, sizeof(struct cg_fd) * CG_FD_CHUNK, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return 0;
+    struct cg_fd *expect = 0;
+    if (atomic_compare_exchange_strong(&cg_fd_chunks[ci], &expect, (struct cg_fd *)m)) {
+      c = m;
+    } else {
+      munmap(m, sizeof(struct cg_fd) * CG_FD_CHUNK);
+      c = expect;
+    }
+  }
+  return c ? &c[fd & (CG_FD_CHUNK - 1)] : 0;
+}
+
+void cg_fd_lock(struct cg_fd *e)
+{
+  unsigned spins = 0;
+  while (atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) {
+    if (++spins > 64) sched_yield();
+  }
+}
+
+void cg_fd_unlock(struct cg_fd *e)
+{
+  atomic_store_explicit(&e->lock, 0, memory_order_release);
+}
+
+void cg_active_add(int fd)
+{
+  for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
+    int expect = 0;
+    if (atomic_load_explicit(&active[i], memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_strong(&active[i], &expect, fd + 1)) {
+      atomic_fetch_add(&cg_active_count, 1);
+      return;
+    }
+  }
+  /* Full: the fd is still handled by the hooks that look it up directly (poll, select,
+   * getsockopt, connect); only epoll's reverse lookup misses it. */
+}
+
+void cg_active_del(int fd)
+{
+  for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
+    int expect = fd + 1;
+    if (atomic_load_explicit(&active[i], memory_order_relaxed) == fd + 1 &&
+        atomic_compare_exchange_strong(&active[i], &expect, 0)) {
+      atomic_fetch_sub(&cg_active_count, 1);
+      return;
+    }
+  }
+}
+
+int cg_active_list(int *out, int max)
+{
+  int n = 0;
+  for (int i = 0; i < CG_ACTIVE_SLOTS && n < max; i++) {
+    int v = atomic_load_explicit(&active[i], memory_order_relaxed);
+    if (v) out[n++] = v - 1;
+  }
+  return n;
+}
+
+void cg_fd_forget(int fd)
+{
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (!e) return;
+  atomic_fetch_add_explicit(&e->gen, 1, memory_order_acq_rel);
+  unsigned old = atomic_exchange_explicit(&e->state, CG_FD_NONE, memory_order_acq_rel);
+  if (cg_state_active(old)) cg_active_del(fd);
+}
+
+unsigned cg_fd_set_state(int fd, struct cg_fd *e, unsigned st)
+{
+  unsigned old = atomic_exchange_explicit(&e->state, st, memory_order_acq_rel);
+  int was = cg_state_active(old), is = cg_state_active(st);
+  if (is && !was) cg_active_add(fd);
+  else if (was && !is) cg_active_del(fd);
+  return old;
+}

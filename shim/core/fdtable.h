@@ -1,0 +1,97 @@
+/* Per-fd state, indexed by fd number: two levels so that a huge RLIMIT_NOFILE costs nothing
+ * until fds that high are used. Chunks are mmap()ed, published with a CAS and never freed, so
+ * readers (close(), signal handlers) need no lock. close() only stores to atomics. */
+#ifndef CG_FDTABLE_H
+#define CG_FDTABLE_H
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+enum cg_fd_state {
+  CG_FD_NONE = 0,     /* untracked, or closed */
+  CG_FD_SOCKET,       /* a socket we know of, no connect under way */
+  CG_FD_CONNECTING,   /* non-blocking connect in flight; result not yet seen by us */
+  CG_FD_WAITING,      /* failed attempt consumed; next attempt at t_next_ns */
+  CG_FD_FAILED,       /* we consumed an error the program has not read yet: pending_err */
+  CG_FD_PASSED,       /* failed, error left in the kernel for the program: log when it reads it */
+  CG_FD_CONNECTED,
+};
+
+#define CG_FD_CHUNK_BITS 10
+#define CG_FD_CHUNK (1 << CG_FD_CHUNK_BITS)
+#define CG_FD_MAX_CHUNKS 4096   /* 4M fds */
+#define CG_FD_STACK 16
+
+struct cg_fd {
+  atomic_uint state;          /* enum cg_fd_state */
+  atomic_uint lock;           /* serialises retry-engine transitions; close() never takes it */
+  atomic_uint gen;            /* bumped by close(): a holder of the lock notices the fd went away */
+  int family;
+  int pending_err;            /* CG_FD_FAILED: errno to hand to the program */
+  unsigned attempt;           /* attempts started, 1-based */
+  unsigned prev_delay_ms;
+  int last_err;
+  int nonblock;
+  int64_t t_start_ns;         /* first attempt (monotonic) */
+  int64_t t_attempt_ns;       /* current attempt */
+  int64_t t_next_ns;          /* CG_FD_WAITING: when to retry */
+  int64_t wait_ns;            /* time spent in backoff */
+  /* epoll registration seen through epoll_ctl (one per fd is kept). */
+  int ep_fd;
+  uint32_t ep_events;
+  uint64_t ep_data;
+  int ep_removed;             /* we took it out of the epoll set while waiting */
+  socklen_t addrlen;
+  struct sockaddr_storage addr;
+  /* Where the program called connect(): failures seen later (in poll) are reported here. */
+  int cnpcs;
+  uintptr_t cpcs[CG_FD_STACK];
+  /* Leak tracking (creation site and identity). */
+  int64_t created_ns;         /* realtime */
+  uint32_t stack_id;
+  uint32_t kind;
+  pid_t owner;                /* process that created it: children do not report it */
+  dev_t dev;
+  ino_t ino;
+};
+
+/* The entry for fd, or NULL when out of range. create: allocate its chunk if missing
+ * (not from close() or signal context). */
+struct cg_fd *cg_fd_get(int fd, int create);
+/* Lock-free lookup that never allocates: for close() and signal paths. */
+static inline struct cg_fd *cg_fd_peek(int fd);
+
+void cg_fd_lock(struct cg_fd *e);
+void cg_fd_unlock(struct cg_fd *e);
+
+/* Fds with a connect the engine still owns (CONNECTING, WAITING, FAILED, PASSED). Kept as a
+ * small set so that poll/epoll hooks cost nothing when it is empty. */
+extern atomic_int cg_active_count;
+void cg_active_add(int fd);
+void cg_active_del(int fd);
+/* Snapshot of the active fds into out (at most max). */
+int cg_active_list(int *out, int max);
+
+/* close(): async-signal-safe. Drops the entry's connect state. */
+void cg_fd_forget(int fd);
+
+extern struct cg_fd *_Atomic cg_fd_chunks[CG_FD_MAX_CHUNKS];
+static inline struct cg_fd *cg_fd_peek(int fd)
+{
+  if (fd < 0 || (fd >> CG_FD_CHUNK_BITS) >= CG_FD_MAX_CHUNKS) return 0;
+  struct cg_fd *c = atomic_load_explicit(&cg_fd_chunks[fd >> CG_FD_CHUNK_BITS], memory_order_acquire);
+  return c ? &c[fd & (CG_FD_CHUNK - 1)] : 0;
+}
+
+static inline int cg_state_active(unsigned s)
+{
+  return s == CG_FD_CONNECTING || s == CG_FD_WAITING || s == CG_FD_FAILED || s == CG_FD_PASSED;
+}
+
+#endif
+#ifndef CG_FDTABLE_SETSTATE
+#define CG_FDTABLE_SETSTATE
+/* Changes the state and keeps the active set in step. Returns the old state. */
+unsigned cg_fd_set_state(int fd, struct cg_fd *e, unsigned st);
+#endif

@@ -1,0 +1,49 @@
+/* Failure log: one record per event, written with one write() so that records from threads
+ * and processes never interleave. Text reads like a sanitizer report; JSON is one object per
+ * line. Records are built without malloc in a caller-provided buffer. */
+#ifndef CG_LOG_H
+#define CG_LOG_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include "config.h"
+#include "fmt.h"
+
+#define CG_REC_MAX 8192
+
+struct cg_rec {
+  struct cg_buf b;
+  int json;
+  int detail;       /* text: header line closed, fields go on their own lines */
+  int pid;
+  int dropped;     /* a field or frame did not fit and was left out whole */
+  char mem[CG_REC_MAX];
+};
+
+/* Set once from the configuration (log destination and format). */
+void cg_log_configure(const struct cg_config *c);
+int cg_log_json(void);
+
+void cg_rec_begin(struct cg_rec *r, const char *event);
+void cg_rec_str(struct cg_rec *r, const char *key, const char *val);
+void cg_rec_int(struct cg_rec *r, const char *key, int64_t v);
+void cg_rec_addr(struct cg_rec *r, const char *key, const struct sockaddr *sa, unsigned len);
+void cg_rec_errno(struct cg_rec *r, const char *key, int err);
+/* Text: its own indented line "key: value"; JSON: an ordinary string field. */
+void cg_rec_detail(struct cg_rec *r, const char *key, const char *val);
+/* Frames innermost first: text "#N 0xPC in sym+0xOFF (module+0xOFF)"; JSON "stack":[...]. */
+void cg_rec_stack(struct cg_rec *r, const uintptr_t *pcs, int n);
+/* Finishes the record and writes it. */
+void cg_rec_emit(struct cg_rec *r);
+/* The finished text without writing it (tests). */
+const char *cg_rec_finish(struct cg_rec *r, size_t *len);
+
+/* Writes raw bytes to the log destination with one write(); reopens it if the program closed
+ * or replaced our descriptor. Never fails the caller. */
+void cg_log_write(const char *buf, size_t len);
+/* After fork in the child: a %p path must name the child. */
+void cg_log_after_fork(void);
+/* Resolves the %p template for pid into out. */
+void cg_log_expand_path(const char *tmpl, int pid, char *out, size_t cap);
+
+#endif

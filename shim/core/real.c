@@ -1,0 +1,40 @@
+#include "real.h"
+#include <dlfcn.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+struct cg_real cg_real;
+static atomic_int state;          /* 0 none, 1 resolving, 2 done */
+static __thread int resolving;    /* this thread is inside dlsym: hooks must use raw syscalls */
+
+int cg_real_ready(void)
+{
+  if (atomic_load_explicit(&state, memory_order_acquire) == 2) return 1;
+  cg_real_init();
+  return atomic_load_explicit(&state, memory_order_acquire) == 2;
+}
+
+void cg_real_init(void)
+{
+  if (atomic_load_explicit(&state, memory_order_acquire) == 2 || resolving) return;
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&state, &expect, 1)) {
+    /* Another thread resolves; dlsym is quick, wait for it. */
+    while (atomic_load_explicit(&state, memory_order_acquire) != 2) sched_yield();
+    return;
+  }
+  resolving = 1;
+#define R(name) *(void **)&cg_real.name = dlsym(RTLD_NEXT, #name)
+  R(socket); R(connect); R(getsockopt); R(close); R(poll); R(ppoll); R(select); R(pselect);
+  R(epoll_ctl); R(epoll_wait); R(epoll_pwait); R(epoll_pwait2); R(getaddrinfo); R(pipe2);
+  R(dup2); R(dup3); R(close_range); R(closefrom); R(fork); R(accept); R(accept4);
+  R(socketpair); R(dup); R(fcntl); R(fclose);
+#undef R
+  resolving = 0;
+  atomic_store_explicit(&state, 2, memory_order_release);
+}
+
+int cg_real_peek(void)
+{
+  return atomic_load_explicit(&state, memory_order_acquire) == 2;
+}

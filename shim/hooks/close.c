@@ -1,0 +1,42 @@
+/* close() and the calls that close fds behind its back. Async-signal-safe: atomics only, no
+ * allocation, no locks, no dlsym (raw syscall until the real table is ready). */
+#include "hook.h"
+#include "stack.h"
+#include <linux/close_range.h>
+
+static void forget_range(unsigned lo, unsigned hi)
+{
+  cg_stack_fd_closed((int)lo, hi > (unsigned)INT32_MAX ? INT32_MAX : (int)hi);
+  for (unsigned c = lo >> CG_FD_CHUNK_BITS; c < CG_FD_MAX_CHUNKS && c <= (hi >> CG_FD_CHUNK_BITS); c++) {
+    if (!atomic_load_explicit(&cg_fd_chunks[c], memory_order_acquire)) continue;
+    unsigned a = c << CG_FD_CHUNK_BITS, b = a + CG_FD_CHUNK - 1;
+    if (a < lo) a = lo;
+    if (b > hi) b = hi;
+    for (unsigned fd = a; fd <= b; fd++) cg_fd_forget((int)fd);
+  }
+}
+
+CG_EXPORT int close(int fd)
+{
+  cg_fd_forget(fd);
+  cg_stack_fd_closed(fd, fd);
+  if (cg_real_peek()) return cg_real.close(fd);
+  return (int)syscall(SYS_close, fd);
+}
+
+CG_EXPORT int close_range(unsigned lo, unsigned hi, int flags)
+{
+  if (!(flags & CLOSE_RANGE_CLOEXEC) && lo <= hi) forget_range(lo, hi);
+  if (cg_real_peek() && cg_real.close_range) return cg_real.close_range(lo, hi, flags);
+  return (int)syscall(SYS_close_range, lo, hi, flags);
+}
+
+CG_EXPORT void closefrom(int lo)
+{
+  if (lo < 0) lo = 0;
+  forget_range((unsigned)lo, ~0u);
+  if (cg_real_peek() && cg_real.closefrom) { cg_real.closefrom(lo); return; }
+  if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0) != 0) {
+    for (int fd = lo; fd < 65536; fd++) syscall(SYS_close, fd);
+  }
+}

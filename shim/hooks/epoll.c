@@ -1,0 +1,38 @@
+/* libuv and python asyncio wait in epoll. epoll_ctl is watched so that an event can be traced
+ * back to its fd (epoll returns only the program's data). */
+#include "hook.h"
+
+static inline int bypass(void)
+{
+  return !cg_enabled || cg_in_hook || !atomic_load_explicit(&cg_active_count, memory_order_relaxed);
+}
+
+CG_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+  if (!cg_real_ready()) return (int)syscall(SYS_epoll_ctl, epfd, op, fd, ev);
+  if (!cg_enabled || cg_in_hook) return cg_real.epoll_ctl(epfd, op, fd, ev);
+  return CG_GUARDED(int, cg_epoll_ctl(epfd, op, fd, ev));
+}
+
+CG_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+  if (!cg_real_ready()) return (int)syscall(SYS_epoll_wait, epfd, ev, max, timeout);
+  if (bypass() || max <= 0) return cg_real.epoll_wait(epfd, ev, max, timeout);
+  return CG_GUARDED(int, cg_epoll_wait(epfd, ev, max, timeout < 0 ? -1 : (int64_t)timeout * 1000000, NULL, 0));
+}
+
+CG_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
+{
+  if (!cg_real_ready()) return (int)syscall(SYS_epoll_pwait, epfd, ev, max, timeout, mask, 8);
+  if (bypass() || max <= 0) return cg_real.epoll_pwait(epfd, ev, max, timeout, mask);
+  return CG_GUARDED(int, cg_epoll_wait(epfd, ev, max, timeout < 0 ? -1 : (int64_t)timeout * 1000000, mask, 1));
+}
+
+CG_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask)
+{
+  if (!cg_real_ready() || !cg_real.epoll_pwait2) return (int)syscall(SYS_epoll_pwait2, epfd, ev, max, ts, mask, 8);
+  if (bypass() || max <= 0 || (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)))
+    return cg_real.epoll_pwait2(epfd, ev, max, ts, mask);
+  int64_t t = ts ? (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : -1;
+  return CG_GUARDED(int, cg_epoll_wait(epfd, ev, max, t, mask, 2));
+}
