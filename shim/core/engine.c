@@ -285,8 +285,10 @@ static int on_failure(int fd, struct cg_fd *e, int err, int timed_out)
   unsigned delay = 0;
   const char *why = may_retry(e, now, budget_end_of(e), &delay);
   const struct sockaddr *a = (const struct sockaddr *)&e->addr;
-  if (why && !err && !timed_out) {
-    /* Nothing left to try: the program reads the error itself; logged when it does. */
+  if (why && !err) {
+    /* Nothing left to try: the error (or the still pending last attempt) stays in the kernel
+     * and the program reads it itself; logged when it does. Never abort it here: the program
+     * would then read SO_ERROR 0 from an unconnected socket. */
     e->last_err = 0;
     atomic_store(&e->state, CG_FD_PASSED);
     return F_PASS;
@@ -303,11 +305,6 @@ static int on_failure(int fd, struct cg_fd *e, int err, int timed_out)
   if (why) {
     log_failure(fd, a, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0, now - e->t_start_ns, why, e->cpcs, e->cnpcs);
     CG_STAT_ADD(give_ups, 1);
-    if (timed_out) {
-      /* The program's own timer decides; we do not invent an error for a socket it still waits on. */
-      cg_fd_set_state(fd, e, CG_FD_SOCKET);
-      return F_PASS;
-    }
     e->pending_err = err;
     atomic_store(&e->state, CG_FD_FAILED);
     return F_FAILED;
@@ -371,6 +368,8 @@ static int64_t tick(void)
   return next;
 }
 
+static void passed_read(int fd, struct cg_fd *e, int err, const char *why);
+
 /* Drives one fd to a result synchronously (getsockopt / status-check connect paths).
  * Returns 0 when connected, or the errno the program should see. Entry locked. */
 static int drive_sync(int fd, struct cg_fd *e)
@@ -386,25 +385,32 @@ static int drive_sync(int fd, struct cg_fd *e)
       start_attempt(fd, e);
       continue;
     }
-    if (st == CG_FD_CONNECTING) {
-      int64_t end = attempt_end_of(e), now = cg_mono_ns();
-      int64_t wait = e->attempt <= cg_cfg.retries ? end - now : -1;
+    if (st == CG_FD_CONNECTING || st == CG_FD_PASSED) {
+      /* The last attempt (or one the program already gave up retrying) may wait until the
+       * deadline; an earlier one until its own timeout. */
+      int last = st == CG_FD_PASSED || e->attempt > cg_cfg.retries;
+      int64_t end = last ? budget_end_of(e) : attempt_end_of(e), now = cg_mono_ns();
       cg_fd_unlock(e);
-      int rv = r_poll1(fd, POLLOUT, wait < 0 ? -1 : wait);
+      int rv = r_poll1(fd, POLLOUT, end > now ? end - now : 0);
       cg_fd_lock(e);
-      if (atomic_load(&e->state) != CG_FD_CONNECTING) continue;
-      if (rv == 0) { on_failure(fd, e, 0, 1); if (atomic_load(&e->state) == CG_FD_SOCKET) return EINPROGRESS; continue; }
+      if (atomic_load(&e->state) != st) continue;
       if (rv < 0) return 0;
+      if (rv == 0 && !last) { on_failure(fd, e, 0, 1); continue; }
+      if (rv == 0) {
+        /* Deadline reached with the attempt still pending: what the kernel would say later. */
+        reset_socket(fd);
+        log_failure(fd, (struct sockaddr *)&e->addr, e->addrlen, ETIMEDOUT, e->attempt, ACT_GIVE_UP, 0,
+                    cg_mono_ns() - e->t_start_ns, "deadline", e->cpcs, e->cnpcs);
+        count_failure(ETIMEDOUT);
+        CG_STAT_ADD(give_ups, 1);
+        cg_fd_set_state(fd, e, CG_FD_SOCKET);
+        return ETIMEDOUT;
+      }
       if (rv & (POLLERR | POLLHUP)) {
-        if (on_failure(fd, e, 0, 0) == F_PASS && atomic_load(&e->state) == CG_FD_PASSED) {
+        if (st == CG_FD_CONNECTING && on_failure(fd, e, 0, 0) != F_PASS) continue;
+        if (atomic_load(&e->state) == CG_FD_PASSED) {
           int err = so_error(fd);
-          if (err) {
-            log_failure(fd, (struct sockaddr *)&e->addr, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0,
-                        cg_mono_ns() - e->t_start_ns, "retries_exhausted", e->cpcs, e->cnpcs);
-            CG_STAT_ADD(give_ups, 1);
-            count_failure(err);
-          }
-          cg_fd_set_state(fd, e, CG_FD_SOCKET);
+          passed_read(fd, e, err, "retries_exhausted");
           return err;
         }
         continue;
@@ -414,11 +420,6 @@ static int drive_sync(int fd, struct cg_fd *e)
     }
     if (st == CG_FD_FAILED) {
       int err = e->pending_err;
-      cg_fd_set_state(fd, e, CG_FD_SOCKET);
-      return err;
-    }
-    if (st == CG_FD_PASSED) {
-      int err = so_error(fd);
       cg_fd_set_state(fd, e, CG_FD_SOCKET);
       return err;
     }
