@@ -84,7 +84,7 @@ install: all
 	for m in docs/*.1; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man1/ || true; done
 	for m in docs/*.7; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man7/ || true; done
 	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
-	  if [ ! -f /etc/ld.so.conf.d/connguard.conf ] && ! ldconfig -p | grep -q "$(PREFIX)/lib/libconnguard.so"; then \
+	  if ! grep -rqsx "$(PREFIX)/lib" /etc/ld.so.conf /etc/ld.so.conf.d/; then \
 	    echo "$(PREFIX)/lib" > /etc/ld.so.conf.d/connguard.conf; fi; \
 	  ldconfig; fi
 
