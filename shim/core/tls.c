@@ -331,7 +331,7 @@ struct cg_general_name { int type; void *d; };   /* GENERAL_NAME: public, stable
 #define BIO_CTRL_INFO 3
 #define BIO_FLAGS_IN_EOF 0x800
 #define BIO_TYPE_DESCRIPTOR 0x0100
-#define ERR_TXT_STRING 0x02
+#define SSL_OP_IGNORE_UNEXPECTED_EOF (1ULL << 7)
 /* Names printed "CN=x, O=y" (RFC 2253 escaping without escaping UTF-8, in certificate order). */
 #define NAME_FLAGS (0x1UL | 0x2UL | 0x10UL | 0x100UL | 0x200UL | (2UL << 16) | (1UL << 24))
 
@@ -345,6 +345,7 @@ static struct ossl {
   int (*is_init_finished)(const void *);
   long (*get_verify_result)(const void *);
   int (*get_verify_mode)(const void *);
+  uint64_t (*get_options)(const void *);
   const char *(*get_servername)(const void *, int);
   long (*ctrl)(void *, int, long, void *);
   void *(*get0_param)(void *);
@@ -353,13 +354,9 @@ static struct ossl {
   unsigned long (*err_peek_last)(void);
   unsigned long (*err_peek)(void);
   const char *(*err_reason_string)(unsigned long);
-  unsigned long (*err_get_all)(const char **, int *, const char **, const char **, int *);
   void (*err_clear)(void);
   int (*err_set_mark)(void);
   int (*err_pop_to_mark)(void);
-  void (*err_new)(void);
-  void (*err_set_debug)(const char *, int, const char *);
-  void (*err_set_error)(int, int, const char *, ...);
   const char *(*verify_string)(long);
   void *(*x509_subject)(const void *);
   void *(*x509_issuer)(const void *);
@@ -421,6 +418,7 @@ static void resolve(void)
   L(is_init_finished, "SSL_is_init_finished");
   L(get_verify_result, "SSL_get_verify_result");
   L(get_verify_mode, "SSL_get_verify_mode");
+  L(get_options, "SSL_get_options");
   L(get_servername, "SSL_get_servername");
   L(ctrl, "SSL_ctrl");
   L(get0_param, "SSL_get0_param");
@@ -430,13 +428,9 @@ static void resolve(void)
   L(err_peek_last, "ERR_peek_last_error");
   L(err_peek, "ERR_peek_error");
   L(err_reason_string, "ERR_reason_error_string");
-  L(err_get_all, "ERR_get_error_all");
   L(err_clear, "ERR_clear_error");
   L(err_set_mark, "ERR_set_mark");
   L(err_pop_to_mark, "ERR_pop_to_mark");
-  L(err_new, "ERR_new");
-  L(err_set_debug, "ERR_set_debug");
-  L(err_set_error, "ERR_set_error");
   L(verify_string, "X509_verify_cert_error_string");
   L(x509_subject, "X509_get_subject_name");
   L(x509_issuer, "X509_get_issuer_name");
@@ -757,8 +751,16 @@ static void diagnose(void *ssl, int ret, int err_ssl, int sys_errno, struct diag
   d->code = O.err_peek_last ? O.err_peek_last() : 0;
   d->verify = O.get_verify_result ? O.get_verify_result(ssl) : 0;
   d->cause = cg_tls_classify(err_ssl, sys_errno, d->code, d->verify);
+  if (err_ssl == CG_SSL_ERROR_ZERO_RETURN && O.get_options &&
+      (O.get_options(ssl) & SSL_OP_IGNORE_UNEXPECTED_EOF)) {
+    /* With this option (python sets it) OpenSSL reports a peer's bare EOF as a clean close. */
+    d->cause = CG_TLS_EOF;
+    copy_str(d->reason, sizeof d->reason, "unexpected eof (reported as a clean close: SSL_OP_IGNORE_UNEXPECTED_EOF)");
+  }
   if (d->code && O.err_reason_string) copy_str(d->reason, sizeof d->reason, O.err_reason_string(d->code));
-  if (!d->reason[0]) {
+  if (!d->reason[0] && d->code == 0 && err_ssl == CG_SSL_ERROR_SYSCALL && !sys_errno) {
+    copy_str(d->reason, sizeof d->reason, "unexpected eof");
+  } else if (!d->reason[0]) {
     if (cg_err_lib(d->code) == CG_ERR_LIB_SYS || (!d->code && err_ssl == CG_SSL_ERROR_SYSCALL)) {
       int e = d->code ? cg_err_reason(d->code) : sys_errno;
       copy_str(d->reason, sizeof d->reason, e ? strerror(e) : "unexpected EOF");
@@ -912,56 +914,9 @@ static void check_name_after(struct hsctx *c)
  * Retry
  * ==================================================================================== */
 
-/* The error queue of the first failure, to hand back unchanged when retries run out. */
-#define SAVED_ERRS 16
-struct saved_err {
-  unsigned long code;
-  const char *file, *func;     /* static strings inside libssl/libcrypto */
-  int line, has_data;
-  char data[160];
-};
-struct saved_state {
-  int ret, sys_errno, n;
-  struct saved_err e[SAVED_ERRS];
-};
-
-static int can_replay(void)
+static int can_retry_api(void)
 {
-  return O.err_get_all && O.err_clear && O.err_new && O.err_set_debug && O.err_set_error && O.clear && O.get_error;
-}
-
-static void save_errors(struct saved_state *s, int ret, int sys_errno)
-{
-  s->ret = ret;
-  s->sys_errno = sys_errno;
-  s->n = 0;
-  const char *file, *func, *data;
-  int line, flags;
-  unsigned long code;
-  while ((code = O.err_get_all(&file, &line, &func, &data, &flags)) != 0) {
-    if (s->n >= SAVED_ERRS) continue;
-    struct saved_err *e = &s->e[s->n++];
-    e->code = code;
-    e->file = file;
-    e->func = func;
-    e->line = line;
-    e->has_data = (flags & ERR_TXT_STRING) && data;
-    copy_str(e->data, sizeof e->data, e->has_data ? data : "");
-  }
-}
-
-static int replay(const struct saved_state *s)
-{
-  O.err_clear();
-  for (int i = 0; i < s->n; i++) {
-    const struct saved_err *e = &s->e[i];
-    O.err_new();
-    O.err_set_debug(e->file, e->line, e->func);
-    if (e->has_data) O.err_set_error(cg_err_lib(e->code), cg_err_reason(e->code), "%s", e->data);
-    else O.err_set_error(cg_err_lib(e->code), cg_err_reason(e->code), NULL);
-  }
-  errno = s->sys_errno;
-  return s->ret;
+  return O.err_clear && O.clear && O.get_error;
 }
 
 static uint64_t rnd(void)
@@ -1128,7 +1083,7 @@ static const char *retry_blocker(const struct hsctx *c, const struct diag *d, in
   if (!c->fd_from_ssl) return "no_fd";
   if (!fresh) return "not_first_call";
   if (!c->dstlen || (c->dst.ss_family != AF_INET && c->dst.ss_family != AF_INET6)) return "not_tcp";
-  if (!queue_was_empty || !can_replay()) return "error_state";
+  if (!queue_was_empty || !can_retry_api()) return "error_state";
   return NULL;
 }
 
@@ -1149,8 +1104,9 @@ int cg_tls_handshake(void *ssl, int which)
   c.fd = O.get_fd ? O.get_fd(ssl) : -1;
   c.fd_from_ssl = c.fd >= 0;
   int saved_errno = errno;
+  /* Taken now: once the server has reset the connection, getpeername() has nothing to say. */
   if (c.fd >= 0 && fresh) peer_of(c.fd, &c.dst, &c.dstlen);
-  int queue_was_empty = fresh && O.err_peek ? O.err_peek() == 0 : 0;
+  int queue_was_empty = (fresh && O.err_peek) ? O.err_peek() == 0 : 0;
   errno = saved_errno;
 
   int r = call_real(&c);
@@ -1199,37 +1155,45 @@ int cg_tls_handshake(void *ssl, int which)
   const char *why = retry_blocker(&c, &d, fresh, queue_was_empty);
   unsigned attempt = 1, delay = 0, prev_delay = 0;
   int64_t budget_end = c.t0 + (int64_t)cg_cfg.deadline_ms * MS_NS;
-  if (!why && attempt > cg_cfg.retries) why = "retries_exhausted";
-  if (!why) {
-    delay = cg_backoff_ms(&cg_cfg, attempt, prev_delay, rnd());
-    if (cg_mono_ns() + (int64_t)delay * MS_NS >= budget_end) why = "deadline";
-  }
-  if (why) {
-    log_failed(&c, &d, attempt, ACT_GIVE_UP, 0, why, "handshake");
-    hs_end(ssl, 1);
-    errno = e1;
-    return r;
-  }
-
-  /* Retry: fresh TCP connection on the same fd, reset SSL state, same policy as connect(). */
-  struct saved_state first;
-  save_errors(&first, r, e1);
+  /* What the program gets when retries run out: the last real handshake's result, whose
+   * return value, errno, error queue and SSL state belong together. */
+  int last_r = r, last_errno = e1, last_timed_out = 0;
   for (;;) {
+    int64_t now = cg_mono_ns();
+    if (!why && attempt > cg_cfg.retries) why = "retries_exhausted";
+    if (!why) {
+      delay = cg_backoff_ms(&cg_cfg, attempt, prev_delay, rnd());
+      if (now + (int64_t)delay * MS_NS >= budget_end) why = "deadline";
+    }
+    if (why) {
+      log_failed(&c, &d, attempt, ACT_GIVE_UP, 0, why, "handshake");
+      hs_end(ssl, 1);
+      if (last_timed_out) {
+        /* The last handshake was stopped by our limit and its connection is gone since: let
+         * OpenSSL find that out itself, so that its state and the result agree. */
+        struct pipe_guard pg;
+        pipe_block(&pg);
+        last_r = call_real(&c);
+        last_errno = errno;
+        pipe_unblock(&pg);
+      }
+      errno = last_errno;
+      return last_r;
+    }
     log_failed(&c, &d, attempt, ACT_RETRY, delay, NULL, "handshake");
     CG_STAT_ADD(tls_retries, 1);
-    sleep_until(cg_mono_ns() + (int64_t)delay * MS_NS);
+    sleep_until(now + (int64_t)delay * MS_NS);
     prev_delay = delay;
     attempt++;
 
-    int64_t now = cg_mono_ns();
+    /* A fresh TCP connection first: if even that fails, the SSL object keeps the state of the
+     * last handshake, which is what the program sees if we stop here. */
+    now = cg_mono_ns();
     int64_t attempt_end = now + (int64_t)cg_cfg.connect_timeout_ms * MS_NS;
     if (attempt_end > budget_end) attempt_end = budget_end;
     struct timeouts to;
     timeouts_get(c.fd, &to);
-    O.err_clear();
     int cerr = reconnect(&c, &to, attempt_end - now);
-    int64_t t_att = cg_mono_ns();
-    int our_timeout = 0, final_r = 0, final_errno = 0;
     if (cerr) {
       timeouts_restore(c.fd, &to);
       memset(&d, 0, sizeof d);
@@ -1237,74 +1201,74 @@ int cg_tls_handshake(void *ssl, int which)
       d.sys_errno = cerr;
       copy_str(d.reason, sizeof d.reason, strerror(cerr));
       if (!(cg_errno_class(cerr, c.dst.ss_family) & cg_cfg.retry_on)) why = "not_retryable";
-    } else if (reset_ssl(&c) != 0) {
+      continue;
+    }
+    O.err_clear();
+    if (reset_ssl(&c) != 0) {
+      /* Cannot happen with a sane OpenSSL; the connection is new, the SSL object unusable. */
       timeouts_restore(c.fd, &to);
-      why = "error_state";
       d.cause = CG_TLS_OTHER;
-    } else {
-      timeouts_limit(c.fd, &to, SO_RCVTIMEO, attempt_end - cg_mono_ns());
-      timeouts_limit(c.fd, &to, SO_SNDTIMEO, attempt_end - cg_mono_ns());
-      int ours = to.set_rcv || to.set_snd;
-      struct pipe_guard pg;
-      pipe_block(&pg);
-      final_r = call_real(&c);
-      final_errno = errno;
-      pipe_unblock(&pg);
-      timeouts_restore(c.fd, &to);
-      int es = O.get_error(ssl, final_r);
-      t_end = cg_mono_ns();
-      if (final_r == 1) {
-        count_handshake(t_end - t_att, 0);
-        log_recovered(&c, attempt);
-        check_name_after(&c);
-        errno = final_errno;
-        return 1;
+      copy_str(d.reason, sizeof d.reason, "SSL_clear failed");
+      why = "error_state";
+      last_r = -1;
+      last_errno = 0;
+      continue;
+    }
+    timeouts_limit(c.fd, &to, SO_RCVTIMEO, attempt_end - cg_mono_ns());
+    timeouts_limit(c.fd, &to, SO_SNDTIMEO, attempt_end - cg_mono_ns());
+    int ours = to.set_rcv || to.set_snd;
+    int64_t t_att = cg_mono_ns();
+    struct pipe_guard pg;
+    pipe_block(&pg);
+    int ra = call_real(&c);
+    int ea = errno;
+    pipe_unblock(&pg);
+    timeouts_restore(c.fd, &to);
+    int es = O.get_error(ssl, ra);
+    t_end = cg_mono_ns();
+    if (ra == 1) {
+      count_handshake(t_end - t_att, 0);
+      log_recovered(&c, attempt);
+      check_name_after(&c);
+      errno = ea;
+      return 1;
+    }
+    if (!is_failure(es)) {
+      if (!(ours && ea == EAGAIN)) {
+        /* The program's own socket timeout on a blocking socket: it sees what it asked for. */
+        hs_start(ssl, t_att);
+        errno = ea;
+        return ra;
       }
-      if (!is_failure(es)) {
-        if (ours && final_errno == EAGAIN) {
-          our_timeout = 1;    /* our per-attempt limit, not the program's */
-        } else {
-          /* The program's own timeout on a blocking socket: it sees what it asked for. */
-          errno = final_errno;
-          return final_r;
-        }
-      }
+      /* Our per-attempt limit, not the program's. */
       count_handshake(t_end - t_att, 1);
-      if (our_timeout) {
-        memset(&d, 0, sizeof d);
-        d.cause = CG_TLS_TIMEOUT;
-        copy_str(d.reason, sizeof d.reason, "no answer within the attempt's time limit");
-      } else {
-        diagnose(ssl, final_r, es, final_errno, &d);
-        if (!cg_tls_cause_transport(d.cause)) {
-          /* The server answered for real this time (certificate, alert): that is the result. */
-          log_failed(&c, &d, attempt, ACT_GIVE_UP, 0, "not_retryable", "handshake");
-          hs_end(ssl, 1);
-          errno = final_errno;
-          return final_r;
-        }
+      memset(&d, 0, sizeof d);
+      d.cause = CG_TLS_TIMEOUT;
+      copy_str(d.reason, sizeof d.reason, "no answer within the attempt's time limit");
+      now = cg_mono_ns();
+      if (attempt > cg_cfg.retries || now + (int64_t)cg_backoff_ms(&cg_cfg, attempt, prev_delay, 0) * MS_NS >= budget_end) {
+        /* Nothing left to try: let this handshake go on under the program's own terms, as it
+         * would have without us. */
+        log_failed(&c, &d, attempt, ACT_GIVE_UP, 0, attempt > cg_cfg.retries ? "retries_exhausted" : "deadline", "handshake");
+        hs_start(ssl, t_att);
+        int rr = call_real(&c);
+        int er = errno;
+        if (rr == 1) hs_end(ssl, 0);
+        else if (is_failure(O.get_error(ssl, rr))) hs_end(ssl, 1);
+        errno = er;
+        return rr;
       }
+      last_r = ra;
+      last_errno = ea;
+      last_timed_out = 1;
+      continue;
     }
-    now = cg_mono_ns();
-    if (!why && attempt > cg_cfg.retries) why = "retries_exhausted";
-    if (!why) {
-      delay = cg_backoff_ms(&cg_cfg, attempt, prev_delay, rnd());
-      if (now + (int64_t)delay * MS_NS >= budget_end) why = "deadline";
-    }
-    if (!why) continue;
-
-    log_failed(&c, &d, attempt, ACT_GIVE_UP, 0, why, "handshake");
-    hs_end(ssl, 1);
-    if (our_timeout) {
-      /* The last attempt is still under way and only our limit stopped it: let it finish
-       * on the program's own terms, as it would have without us. */
-      r = call_real(&c);
-      int e = errno;
-      if (r == 1) hs_end(ssl, 0);
-      errno = e;
-      return r;
-    }
-    /* Exactly what the program would have seen without us: the first failure. */
-    return replay(&first);
+    count_handshake(t_end - t_att, 1);
+    last_r = ra;
+    last_errno = ea;
+    last_timed_out = 0;
+    diagnose(ssl, ra, es, ea, &d);
+    /* The server answered for real this time (certificate, alert): that is the result. */
+    if (!cg_tls_cause_transport(d.cause)) why = "not_retryable";
   }
 }

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <signal.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@
 int main(int argc, char **argv)
 {
   if (argc < 2) { fprintf(stderr, "usage: tls_client PORT [options]\n"); return 2; }
+  /* As curl and python do: a reset peer must not kill the program. */
+  signal(SIGPIPE, SIG_IGN);
   const char *sni = NULL, *host = NULL, *ca = NULL, *entry = "connect";
   int nonblock = 0, request = 0, rcvtimeo = 0, cloexec = 0;
   for (int i = 2; i < argc; i++) {
