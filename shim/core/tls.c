@@ -887,6 +887,8 @@ static void check_name_after(struct hsctx *c)
   names_of(c);
   if (c->host[0] || !c->sni[0]) return;     /* OpenSSL checked the name itself, or none was given */
   int saved = errno;
+  if (c->fd < 0) c->fd = guess_fd();
+  if (!c->dstlen && c->fd >= 0) peer_of(c->fd, &c->dst, &c->dstlen);
   int marked = O.err_set_mark && O.err_pop_to_mark ? O.err_set_mark() : -1;
   void *x = O.get1_peer_certificate(c->ssl);
   if (x) {
@@ -1212,6 +1214,7 @@ int cg_tls_handshake(void *ssl, int which)
       why = "error_state";
       last_r = -1;
       last_errno = 0;
+      last_timed_out = 0;
       continue;
     }
     timeouts_limit(c.fd, &to, SO_RCVTIMEO, attempt_end - cg_mono_ns());

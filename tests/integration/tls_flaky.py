@@ -1,7 +1,8 @@
 """A TLS server on 127.0.0.1 whose first N connections fail during the handshake.
 
-usage: tls_flaky.py PORT MODE N CERT KEY [COUNT]
-  MODE reset: read the ClientHello, then reset the connection (RST)
+usage: tls_flaky.py PORT MODES N CERT KEY [COUNT]
+  MODES is a comma-separated list, used in turn by the first N connections:
+       reset: read the ClientHello, then reset the connection (RST)
        eof:   read the ClientHello, then close (FIN)
        close: close right after accept, before reading anything
        hang:  read the ClientHello and never answer (the connection stays open)
@@ -15,7 +16,7 @@ import struct
 import sys
 import time
 
-port, mode, n, cert, key = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+port, modes, n, cert, key = int(sys.argv[1]), sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 count = int(sys.argv[6]) if len(sys.argv) > 6 else 10
 failed = served = 0
 hung = []
@@ -44,6 +45,7 @@ for i in range(count):
         break
     c.settimeout(10)
     if i < n:
+        mode = modes[i % len(modes)]
         failed += 1
         try:
             if mode != "close":
