@@ -5,7 +5,8 @@
  * usage: tls_client PORT [--sni NAME] [--host NAME] [--ca FILE] [--entry connect|handshake]
  *                        [--nonblock] [--request] [--rcvtimeo MS] [--cloexec]
  *   --host   verify this host name (SSL_set1_host), --ca trust this file (verification on)
- *   --request  send "GET / HTTP/1.0" after the handshake and print the reply's first line */
+ *   --request  send "GET / HTTP/1.0" after the handshake and print the reply's first line
+ *   --stats    at the end, print the shim's TLS counters from this process's stats file */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +18,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "stats.h"
+
+static int want_stats;
+
+/* The live counters the shim publishes for this process (none when it is not loaded). */
+static void print_stats(void)
+{
+  if (!want_stats) return;
+  char path[96];
+  snprintf(path, sizeof path, "/dev/shm/connguard.%u.%d", (unsigned)getuid(), (int)getpid());
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { printf("stats none\n"); return; }
+  struct cg_stats *s = mmap(0, sizeof *s, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (s == MAP_FAILED || s->magic != CG_STATS_MAGIC || s->size != sizeof *s) { printf("stats bad\n"); return; }
+  uint64_t inb = 0;
+  for (int i = 0; i < CG_TLS_BUCKETS; i++) inb += s->tls_hs_bucket[i];
+  printf("stats handshakes=%llu failures=%llu retries=%llu count=%llu in_buckets=%llu sum_positive=%d\n",
+         (unsigned long long)s->tls_handshakes, (unsigned long long)s->tls_failures,
+         (unsigned long long)s->tls_retries, (unsigned long long)s->tls_hs_count,
+         (unsigned long long)inb, s->tls_hs_sum_us > 0);
+}
 
 int main(int argc, char **argv)
 {
@@ -36,6 +60,7 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--nonblock")) nonblock = 1;
     else if (!strcmp(argv[i], "--request")) request = 1;
     else if (!strcmp(argv[i], "--cloexec")) cloexec = 1;
+    else if (!strcmp(argv[i], "--stats")) want_stats = 1;
     else { fprintf(stderr, "tls_client: bad argument %s\n", argv[i]); return 2; }
   }
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -74,7 +99,7 @@ int main(int argc, char **argv)
     break;
   }
   if (r == 1) {
-    printf("ok %s fd=%d\n", SSL_get_version(ssl), SSL_get_fd(ssl));
+    printf("ok %s fd=%d cloexec=%d\n", SSL_get_version(ssl), SSL_get_fd(ssl), (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
     if (request) {
       const char req[] = "GET / HTTP/1.0\r\n\r\n";
       SSL_write(ssl, req, sizeof req - 1);
@@ -83,6 +108,7 @@ int main(int argc, char **argv)
       if (n > 0) { buf[n] = 0; char *nl = strchr(buf, '\n'); if (nl) *nl = 0; printf("reply %s\n", buf); }
       else printf("reply none\n");
     }
+    print_stats();
     return 0;
   }
   int e = errno;
@@ -95,5 +121,6 @@ int main(int argc, char **argv)
     printf(" err=%lx:%s:%s", code, ERR_reason_error_string(code) ? ERR_reason_error_string(code) : "?",
            (flags & ERR_TXT_STRING) && data ? data : "");
   printf("\n");
+  print_stats();
   return 1;
 }

@@ -8,7 +8,8 @@ usage: tls_flaky.py PORT MODES N CERT KEY [COUNT]
        hang:  read the ClientHello and never answer (the connection stays open)
 Connections after the first N get a normal TLS handshake and a one-line HTTP reply "ok".
 Serves COUNT connections in all, then exits (60 s at most). On SIGTERM it prints
-"failed=F served=S" so that tests can check how many attempts reached it."""
+"failed=F served=S sni=NAME,..." (the SNI names of the served handshakes) so that tests can
+check how many attempts reached it and what the retried handshakes asked for."""
 import signal
 import socket
 import ssl
@@ -20,16 +21,18 @@ port, modes, n, cert, key = int(sys.argv[1]), sys.argv[2].split(","), int(sys.ar
 count = int(sys.argv[6]) if len(sys.argv) > 6 else 10
 failed = served = 0
 hung = []
+snis = []
 
 
 def report(*_):
-    print("failed=%d served=%d" % (failed, served), flush=True)
+    print("failed=%d served=%d sni=%s" % (failed, served, ",".join(snis)), flush=True)
     sys.exit(0)
 
 
 signal.signal(signal.SIGTERM, report)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
+ctx.sni_callback = lambda sock, name, c: snis.append(name or "-")
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", port))

@@ -133,3 +133,64 @@ def flaky_stats(p):
     cglib.stop(p)
     out = p.stdout.read().decode() if p.stdout else ""
     return out.strip().splitlines()[-1] if out.strip() else ""
+
+
+def cert_info(name):
+    """What the shim must report about certificate NAME, read with the openssl CLI:
+    subject, issuer (certificate order, "CN=x, O=y"), san ("DNS:a, IP:b"), not_before/after (ISO)."""
+    pem = certs().pem(name)
+    opt = "sep_comma_plus_space,esc_2253,esc_ctrl,utf8,dump_unknown,dump_der,sname"
+    p = subprocess.run(["openssl", "x509", "-in", pem, "-noout", "-subject", "-issuer", "-startdate",
+                        "-enddate", "-nameopt", opt, "-ext", "subjectAltName"],
+                       capture_output=True, text=True, timeout=30)
+    info = {}
+    lines = p.stdout.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("subject="):
+            info["subject"] = line[len("subject="):].strip()
+        elif line.startswith("issuer="):
+            info["issuer"] = line[len("issuer="):].strip()
+        elif line.startswith("notBefore="):
+            info["not_before"] = _iso(line.split("=", 1)[1])
+        elif line.startswith("notAfter="):
+            info["not_after"] = _iso(line.split("=", 1)[1])
+        elif "Subject Alternative Name" in line and i + 1 < len(lines):
+            info["san"] = lines[i + 1].strip().replace("IP Address:", "IP:")
+    return info
+
+
+def _iso(openssl_date):
+    t = time.strptime(openssl_date.strip(), "%b %d %H:%M:%S %Y GMT")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", t)
+
+
+PYCLIENT = os.path.join(HERE, "tls_pyclient.py")
+
+
+def pyclient(mode, port, env=None, preload=True, extra=(), timeout=60):
+    """tls_pyclient.py under the shim (JSON log on stderr unless env says otherwise)."""
+    e = {"CONNGUARD_LOG_FORMAT": "json"}
+    e.update(env or {})
+    return cglib.run([cglib.PYTHON, PYCLIENT, mode, str(port), certs().ca] + list(extra), env=e,
+                     preload=preload, timeout=timeout)
+
+
+def cclient(port, args=(), env=None, preload=True, timeout=60):
+    """build/clients/tls_client under the shim (JSON log)."""
+    e = {"CONNGUARD_LOG_FORMAT": "json"}
+    e.update(env or {})
+    return cglib.run([os.path.join(cglib.CLIENTS, "tls_client"), str(port)] + list(args), env=e,
+                     preload=preload, timeout=timeout)
+
+
+def curl(port, args=(), env=None, preload=True, timeout=60):
+    """curl https://cg.test:PORT/ (cg.test pinned to 127.0.0.1, trusting the test CA)."""
+    e = {"CONNGUARD_LOG_FORMAT": "json"}
+    e.update(env or {})
+    return cglib.run(["curl", "-sS", "-o", "/dev/null", "--cacert", certs().ca, "--resolve",
+                      "%s:%d:127.0.0.1" % (NAME, port)] + list(args) + ["https://%s:%d/" % (NAME, port)],
+                     env=e, preload=preload, timeout=timeout)
+
+
+def tls_records(p, event="tls_failed"):
+    return cglib.json_records(p.err, event)
