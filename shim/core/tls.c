@@ -342,6 +342,7 @@ static struct ossl {
   void *(*get_rbio)(const void *);
   int (*clear)(void *);
   int (*in_before)(const void *);
+  int (*is_server)(const void *);
   int (*is_init_finished)(const void *);
   long (*get_verify_result)(const void *);
   int (*get_verify_mode)(const void *);
@@ -415,6 +416,7 @@ static void resolve(void)
   L(get_rbio, "SSL_get_rbio");
   L(clear, "SSL_clear");
   L(in_before, "SSL_in_before");
+  L(is_server, "SSL_is_server");
   L(is_init_finished, "SSL_is_init_finished");
   L(get_verify_result, "SSL_get_verify_result");
   L(get_verify_mode, "SSL_get_verify_mode");
@@ -469,7 +471,13 @@ static void ensure_resolved(void)
     atomic_store_explicit(&resolve_state, 2, memory_order_release);
     return;
   }
-  while (atomic_load_explicit(&resolve_state, memory_order_acquire) != 2) sched_yield();
+  /* Another thread resolves (a few dozen dlsym calls). Bounded: a fork() that caught that
+   * thread mid-way leaves a child where nobody ever finishes, so the child resolves itself. */
+  for (int i = 0; i < 200000; i++)
+    if (atomic_load_explicit(&resolve_state, memory_order_acquire) == 2) return;
+    else sched_yield();
+  resolve();
+  atomic_store_explicit(&resolve_state, 2, memory_order_release);
 }
 
 cg_ssl_entry_fn cg_tls_real(int which)
@@ -538,7 +546,14 @@ static int guess_fd(void)
  * calls once more after a fatal error). Best effort: a busy lock or a full table only loses the
  * timing of that handshake. */
 #define HS_SLOTS 256
-static struct hs { void *ssl; int64_t t0; int failed; } hs_tab[HS_SLOTS];
+static struct hs {
+  void *ssl;
+  int64_t t0;
+  int failed;
+  int fd;                         /* as found when it started (-1 unknown) */
+  socklen_t dstlen;               /* the peer, while it could still be asked */
+  struct sockaddr_storage dst;
+} hs_tab[HS_SLOTS];
 static atomic_uint hs_lock;
 
 static int hs_acquire(void)
@@ -567,22 +582,34 @@ static struct hs *hs_find(void *ssl, int create)
   return victim;
 }
 
-static void hs_start(void *ssl, int64_t t0)
+static void hs_start(void *ssl, int64_t t0, int fd, const struct sockaddr_storage *dst, socklen_t dstlen)
 {
   if (!hs_acquire()) return;
   struct hs *e = hs_find(ssl, 1);
-  if (e) { e->t0 = t0; e->failed = 0; }
+  if (e) {
+    e->t0 = t0;
+    e->failed = 0;
+    e->fd = fd;
+    e->dstlen = dstlen;
+    if (dstlen) memcpy(&e->dst, dst, dstlen);
+  }
   hs_release();
 }
 
-/* Returns 1 when the handshake of ssl has already been reported failed; *t0 its start (0 unknown). */
-static int hs_lookup(void *ssl, int64_t *t0)
+/* Returns 1 when the handshake of ssl has already been reported failed; *t0 its start (0
+ * unknown) and the peer noted when it started. */
+static int hs_lookup(void *ssl, int64_t *t0, int *fd, struct sockaddr_storage *dst, socklen_t *dstlen)
 {
   int failed = 0;
   *t0 = 0;
   if (!hs_acquire()) return 0;
   struct hs *e = hs_find(ssl, 0);
-  if (e) { *t0 = e->t0; failed = e->failed; }
+  if (e) {
+    *t0 = e->t0;
+    failed = e->failed;
+    if (e->dstlen && !*dstlen) { *dstlen = e->dstlen; memcpy(dst, &e->dst, e->dstlen); }
+    if (*fd < 0) *fd = e->fd;
+  }
   hs_release();
   return failed;
 }
@@ -1098,6 +1125,8 @@ int cg_tls_handshake(void *ssl, int which)
   c.dstlen = 0;
   c.sni[0] = c.host[0] = 0;
 
+  /* Servers use SSL_do_handshake too: their handshakes are their clients' business. */
+  if (O.is_server && O.is_server(ssl)) return O.entry[which](ssl);
   /* An established connection: SSL_do_handshake returns 1 at once; nothing to see. */
   int fresh = O.in_before ? O.in_before(ssl) : 1;
   if (!fresh && O.is_init_finished && O.is_init_finished(ssl)) return O.entry[which](ssl);
@@ -1107,6 +1136,7 @@ int cg_tls_handshake(void *ssl, int which)
   c.fd_from_ssl = c.fd >= 0;
   int saved_errno = errno;
   /* Taken now: once the server has reset the connection, getpeername() has nothing to say. */
+  if (c.fd < 0 && fresh) c.fd = guess_fd();
   if (c.fd >= 0 && fresh) peer_of(c.fd, &c.dst, &c.dstlen);
   int queue_was_empty = (fresh && O.err_peek) ? O.err_peek() == 0 : 0;
   errno = saved_errno;
@@ -1119,7 +1149,7 @@ int cg_tls_handshake(void *ssl, int which)
   int64_t t_start = t_call;
   if (!fresh) {
     int64_t t0;
-    if (hs_lookup(ssl, &t0)) {          /* a failure already reported: stay quiet */
+    if (hs_lookup(ssl, &t0, &c.fd, &c.dst, &c.dstlen)) {          /* a failure already reported: stay quiet */
       errno = e1;
       return r;
     }
@@ -1136,7 +1166,7 @@ int cg_tls_handshake(void *ssl, int which)
   }
   if (!is_failure(err_ssl)) {
     /* In progress (non-blocking WANT_READ/WRITE, callbacks): the program calls again. */
-    if (fresh) hs_start(ssl, t_call);
+    if (fresh) hs_start(ssl, t_call, c.fd, &c.dst, c.dstlen);
     errno = e1;
     return r;
   }
@@ -1239,7 +1269,7 @@ int cg_tls_handshake(void *ssl, int which)
     if (!is_failure(es)) {
       if (!(ours && ea == EAGAIN)) {
         /* The program's own socket timeout on a blocking socket: it sees what it asked for. */
-        hs_start(ssl, t_att);
+        hs_start(ssl, t_att, c.fd, &c.dst, c.dstlen);
         errno = ea;
         return ra;
       }
@@ -1253,7 +1283,7 @@ int cg_tls_handshake(void *ssl, int which)
         /* Nothing left to try: let this handshake go on under the program's own terms, as it
          * would have without us. */
         log_failed(&c, &d, attempt, ACT_GIVE_UP, 0, attempt > cg_cfg.retries ? "retries_exhausted" : "deadline", "handshake");
-        hs_start(ssl, t_att);
+        hs_start(ssl, t_att, c.fd, &c.dst, c.dstlen);
         int rr = call_real(&c);
         int er = errno;
         if (rr == 1) hs_end(ssl, 0);
