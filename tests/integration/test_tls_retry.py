@@ -201,3 +201,19 @@ def test_skip_pattern_leaves_destination_alone():
     p = tlsutil.pyclient("wrap", port, env=_env(SKIP="127.0.0.1:%d" % port))
     check(p.returncode == 1 and p.err == "", "skipped destination: no retry, no record", got=p.err)
     check(tlsutil.flaky_stats(srv).startswith("failed=1 served=0"), "no retry")
+
+
+def test_curl_reset_not_retried():
+    # curl drives a non-blocking handshake through its own BIO: no retry, one record, fd and
+    # peer found through curl's connect.
+    srv, port = tlsutil.flaky("reset", 1)
+    base_srv, base_port = tlsutil.flaky("reset", 1)
+    base = tlsutil.curl(base_port, preload=False)
+    p = tlsutil.curl(port, env=_env())
+    check(p.returncode == base.returncode == 35, "curl fails as without the shim", got=p.err)
+    recs = tlsutil.tls_records(p)
+    check(len(recs) == 1, "exactly one record for SSL_connect + its inner SSL_do_handshake", got=p.err)
+    r = recs[0]
+    check(r["cause"] == "reset" and r["reason"] == "nonblocking" and r["call"] == "SSL_connect"
+          and r["dst"] == "127.0.0.1:%d" % port and isinstance(r.get("fd"), int), "record", got=r)
+    check(tlsutil.flaky_stats(srv).startswith("failed=1 served=0"), "not retried")
