@@ -813,6 +813,7 @@ struct hsctx {
   char sni[256];
   char host[256];           /* the name OpenSSL verifies (SSL_set1_host), empty when none */
   int64_t t0;               /* start of the handshake (first call) */
+  int entry_errno;          /* errno when the program called */
   uintptr_t pcs[CG_MAX_STACK];
   int npcs;
 };
@@ -1095,13 +1096,26 @@ static int is_failure(int ssl_error)
  * The hook body
  * ==================================================================================== */
 
+/* Every real call starts with the errno the program had when it called us: OpenSSL's own BIOs
+ * overwrite it, others (curl's) may leave it, and the program then reads what it would have. */
 static int call_real(struct hsctx *c)
 {
   cg_tls_depth++;
-  errno = 0;
+  errno = c->entry_errno;
   int r = O.entry[c->which](c->ssl);
   cg_tls_depth--;
   return r;
+}
+
+/* The errno that says something about a SSL_ERROR_SYSCALL: one the call left unchanged is the
+ * program's old value, not news, unless it is a connection error. */
+static int news_errno(const struct hsctx *c, int e)
+{
+  if (e != c->entry_errno) return e;
+  switch (e) {
+  case ECONNRESET: case EPIPE: case ECONNABORTED: case ETIMEDOUT: case ENOTCONN: return e;
+  default: return 0;
+  }
 }
 
 /* Why a failed blocking handshake may not be retried (NULL: it may). */
@@ -1132,9 +1146,10 @@ int cg_tls_handshake(void *ssl, int which)
   if (!fresh && O.is_init_finished && O.is_init_finished(ssl)) return O.entry[which](ssl);
 
   int64_t t_call = cg_mono_ns();
+  int saved_errno = errno;
+  c.entry_errno = saved_errno;
   c.fd = O.get_fd ? O.get_fd(ssl) : -1;
   c.fd_from_ssl = c.fd >= 0;
-  int saved_errno = errno;
   /* Taken now: once the server has reset the connection, getpeername() has nothing to say. */
   if (c.fd < 0 && fresh) c.fd = guess_fd();
   if (c.fd >= 0 && fresh) peer_of(c.fd, &c.dst, &c.dstlen);
@@ -1182,7 +1197,7 @@ int cg_tls_handshake(void *ssl, int which)
   }
   names_of(&c);
   struct diag d;
-  diagnose(ssl, r, err_ssl, e1, &d);
+  diagnose(ssl, r, err_ssl, news_errno(&c, e1), &d);
 
   const char *why = retry_blocker(&c, &d, fresh, queue_was_empty);
   unsigned attempt = 1, delay = 0, prev_delay = 0;
@@ -1300,7 +1315,7 @@ int cg_tls_handshake(void *ssl, int which)
     last_r = ra;
     last_errno = ea;
     last_timed_out = 0;
-    diagnose(ssl, ra, es, ea, &d);
+    diagnose(ssl, ra, es, news_errno(&c, ea), &d);
     /* The server answered for real this time (certificate, alert): that is the result. */
     if (!cg_tls_cause_transport(d.cause)) why = "not_retryable";
   }
