@@ -238,6 +238,8 @@ void cg_tls_hint(struct cg_buf *b, const struct cg_tls_facts *f)
     else { cg_buf_puts(b, "subject "); cg_buf_puts(b, f->subject); }
     cg_buf_puts(b, ": a wrong host name or address in the program's configuration, or the server presents"
                    " the certificate of another site (virtual host / SNI configuration)");
+    if (f->after_handshake)
+      cg_buf_puts(b, " (OpenSSL's handshake succeeded; the program compares the name itself and refuses it)");
     break;
   case CG_TLS_SELF_SIGNED:
     cg_buf_puts(b, "self-signed certificate (");
@@ -385,6 +387,8 @@ static struct ossl {
 } O;
 
 static atomic_int resolve_state;   /* 0 none, 1 running, 2 done */
+static atomic_uint hs_lock;
+static void after_fork_child(void) { atomic_store(&hs_lock, 0); }
 
 static int64_t mtime_of(const void *addr)
 {
@@ -457,6 +461,8 @@ static void resolve(void)
   L(check_host, "X509_check_host");
   L(param_host, "X509_VERIFY_PARAM_get0_host");
 #undef L
+  /* A fork while another thread holds the handshake table's lock must not cost the child. */
+  pthread_atfork(NULL, NULL, after_fork_child);
   int64_t a = O.entry[CG_TLS_DO_HANDSHAKE] ? mtime_of((void *)O.entry[CG_TLS_DO_HANDSHAKE]) : 0;
   int64_t b = mtime_of((void *)&resolve);
   O.clock_floor = a > b ? a : b;
@@ -554,7 +560,6 @@ static struct hs {
   socklen_t dstlen;               /* the peer, while it could still be asked */
   struct sockaddr_storage dst;
 } hs_tab[HS_SLOTS];
-static atomic_uint hs_lock;
 
 static int hs_acquire(void)
 {
@@ -884,6 +889,7 @@ static void log_failed(struct hsctx *c, const struct diag *d, unsigned attempt, 
     .asked = c->host[0] ? c->host : c->sni, .san = d->san, .subject = d->subject, .issuer = d->issuer,
     .have_dates = d->have_dates, .not_before = d->not_before, .not_after = d->not_after,
     .now = cg_realtime_ns() / 1000000000LL, .clock_floor = O.clock_floor, .cert_depth = d->cert_depth,
+    .after_handshake = stage && !strcmp(stage, "after_handshake"),
   };
   char hint[1536];
   struct cg_buf hb;

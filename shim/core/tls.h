@@ -110,6 +110,7 @@ struct cg_tls_facts {
   int64_t now;
   int64_t clock_floor;         /* the clock cannot be right before this (newest system file seen), 0 unknown */
   int cert_depth;              /* which certificate of the chain the facts are about (0 = server's own) */
+  int after_handshake;         /* OpenSSL succeeded; the program checks the name itself (curl) */
 };
 void cg_tls_hint(struct cg_buf *b, const struct cg_tls_facts *f);
 
