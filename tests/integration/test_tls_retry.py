@@ -217,3 +217,31 @@ def test_curl_reset_not_retried():
     check(r["cause"] == "reset" and r["reason"] == "nonblocking" and r["call"] == "SSL_connect"
           and r["dst"] == "127.0.0.1:%d" % port and isinstance(r.get("fd"), int), "record", got=r)
     check(tlsutil.flaky_stats(srv).startswith("failed=1 served=0"), "not retried")
+
+
+_THREADS = '''
+import ssl, socket, sys, threading
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+res = []
+def go():
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    t = ctx.wrap_socket(s, server_hostname="cg.test")
+    t.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    res.append(t.recv(100).split(b"\\r\\n")[0].decode())
+th = [threading.Thread(target=go) for _ in range(4)]
+for x in th: x.start()
+for x in th: x.join()
+print(sorted(res))
+'''
+
+
+def test_threads_retry_independently():
+    srv, port = tlsutil.flaky("reset", 4, count=20)
+    p = cglib.run([cglib.PYTHON, "-c", _THREADS, str(port), tlsutil.certs().ca],
+                  env=dict(_env(), CONNGUARD_LOG_FORMAT="json"))
+    check(p.out.strip() == str(["HTTP/1.0 200 OK"] * 4), "all four threads succeed", got=p.out + p.err)
+    recs = tlsutil.tls_records(p)
+    check(len(recs) == 4 and all(r["cause"] == "reset" and r["action"] == "retry" for r in recs),
+          "one retry record per reset", got=p.err)
+    check(len(tlsutil.tls_records(p, "tls_recovered")) == 4, "four recoveries", got=p.err)
+    check(tlsutil.flaky_stats(srv) == "failed=4 served=4 sni=" + ",".join([NAME] * 4), "server side")
