@@ -243,5 +243,8 @@ def test_threads_retry_independently():
     recs = tlsutil.tls_records(p)
     check(len(recs) == 4 and all(r["cause"] == "reset" and r["action"] == "retry" for r in recs),
           "one retry record per reset", got=p.err)
-    check(len(tlsutil.tls_records(p, "tls_recovered")) == 4, "four recoveries", got=p.err)
+    # A fast retry may overtake another thread's first connection: count per connection (fd).
+    rec = tlsutil.tls_records(p, "tls_recovered")
+    check(sorted(r["fd"] for r in rec) == sorted({r["fd"] for r in recs}),
+          "every connection that failed recovered, once", got=p.err)
     check(tlsutil.flaky_stats(srv) == "failed=4 served=4 sni=" + ",".join([NAME] * 4), "server side")
