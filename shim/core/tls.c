@@ -1222,13 +1222,17 @@ int cg_tls_handshake(void *ssl, int which)
       log_failed(&c, &d, attempt, ACT_GIVE_UP, 0, why, "handshake");
       hs_end(ssl, 1);
       if (last_timed_out) {
-        /* The last handshake was stopped by our limit and its connection is gone since: let
-         * OpenSSL find that out itself, so that its state and the result agree. */
+        /* Only our own limit stopped the last handshake: it goes on under the program's terms,
+         * as it would have without us (or, if a reconnect since has dissolved its connection,
+         * OpenSSL finds that out itself, so that its state and the result agree). */
         struct pipe_guard pg;
         pipe_block(&pg);
         last_r = call_real(&c);
         last_errno = errno;
         pipe_unblock(&pg);
+        int es = O.get_error(ssl, last_r);
+        if (last_r == 1) hs_end(ssl, 0);
+        else if (!is_failure(es)) hs_start(ssl, c.t0, c.fd, &c.dst, c.dstlen);
       }
       errno = last_errno;
       return last_r;
@@ -1299,19 +1303,6 @@ int cg_tls_handshake(void *ssl, int which)
       memset(&d, 0, sizeof d);
       d.cause = CG_TLS_TIMEOUT;
       copy_str(d.reason, sizeof d.reason, "no answer within the attempt's time limit");
-      now = cg_mono_ns();
-      if (attempt > cg_cfg.retries || now + (int64_t)cg_backoff_ms(&cg_cfg, attempt, prev_delay, 0) * MS_NS >= budget_end) {
-        /* Nothing left to try: let this handshake go on under the program's own terms, as it
-         * would have without us. */
-        log_failed(&c, &d, attempt, ACT_GIVE_UP, 0, attempt > cg_cfg.retries ? "retries_exhausted" : "deadline", "handshake");
-        hs_start(ssl, t_att, c.fd, &c.dst, c.dstlen);
-        int rr = call_real(&c);
-        int er = errno;
-        if (rr == 1) hs_end(ssl, 0);
-        else if (is_failure(O.get_error(ssl, rr))) hs_end(ssl, 1);
-        errno = er;
-        return rr;
-      }
       last_r = ra;
       last_errno = ea;
       last_timed_out = 1;

@@ -248,3 +248,24 @@ def test_threads_retry_independently():
     check(sorted(r["fd"] for r in rec) == sorted({r["fd"] for r in recs}),
           "every connection that failed recovered, once", got=p.err)
     check(tlsutil.flaky_stats(srv) == "failed=4 served=4 sni=" + ",".join([NAME] * 4), "server side")
+
+
+def test_last_attempt_timeout_continues_on_program_terms():
+    # Reset, then a server that never answers: our limit ends the retried attempt, and with no
+    # retry left the handshake goes on as the program asked (blocking, no timeout) until the
+    # server goes away; the shim does not turn its own limit into the program's failure.
+    import subprocess
+    import time
+    srv, port = tlsutil.flaky("reset,hang", 3)
+    cli = cglib.spawn([cglib.PYTHON, tlsutil.PYCLIENT, "wrap", str(port), tlsutil.certs().ca],
+                      env=dict(_env(RETRIES=1, CONNECT_TIMEOUT_MS=400), CONNGUARD_LOG_FORMAT="json"),
+                      preload=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    check(cli.poll() is None, "still waiting for the server, as without the shim")
+    check(tlsutil.flaky_stats(srv).startswith("failed=2 served=0"), "two attempts reached the server")
+    out, err = cli.communicate(timeout=20)
+    out, err = out.decode(), err.decode()
+    check(cli.returncode == 1 and out.startswith("error "), "fails once the server is gone", got=out + err)
+    recs = cglib.json_records(err, "tls_failed")
+    check([(r["cause"], r["action"]) for r in recs] == [("reset", "retry"), ("timeout", "give_up")]
+          and recs[1]["reason"] == "retries_exhausted", "records", got=err)
