@@ -269,3 +269,15 @@ def test_last_attempt_timeout_continues_on_program_terms():
     recs = cglib.json_records(err, "tls_failed")
     check([(r["cause"], r["action"]) for r in recs] == [("reset", "retry"), ("timeout", "give_up")]
           and recs[1]["reason"] == "retries_exhausted", "records", got=err)
+
+
+def test_c_client_do_handshake_entry_recovers():
+    # The same through SSL_do_handshake after SSL_set_connect_state (python's way, from C).
+    srv, port = tlsutil.flaky("eof", 1)
+    p = tlsutil.cclient(port, ["--entry", "handshake", "--sni", NAME, "--host", NAME, "--ca", tlsutil.certs().ca,
+                               "--request"], env=_env())
+    check(p.returncode == 0 and p.out.splitlines()[1] == "reply HTTP/1.0 200 OK", "recovers", got=p.out + p.err)
+    recs = tlsutil.tls_records(p)
+    check(len(recs) == 1 and recs[0]["cause"] == "eof" and recs[0]["call"] == "SSL_do_handshake"
+          and recs[0]["error"] == "unexpected eof while reading", "one eof record", got=p.err)
+    check(tlsutil.flaky_stats(srv) == "failed=1 served=1 sni=" + NAME, "server side")
