@@ -48,9 +48,11 @@ $(BUILD)/libcgcore.a: $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/connguard: $(TOOL_SRC) $(wildcard tools/*.h) $(HDRS)
+# The tool links the core's parsers (config, patterns, errno names) so that it accepts and
+# refuses exactly what the shim does.
+$(BUILD)/connguard: $(TOOL_SRC) $(wildcard tools/*.h) $(HDRS) $(BUILD)/libcgcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itools $(CFLAGS) $(WARN) -o $@ $(TOOL_SRC)
+	$(CC) $(CPPFLAGS) -Itools $(CFLAGS) $(WARN) -o $@ $(TOOL_SRC) $(BUILD)/libcgcore.a
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcgcore.a $(HDRS)
 	@mkdir -p $(dir $@)

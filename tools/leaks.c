@@ -1,0 +1,321 @@
+/* connguard leaks PID, and the leak-candidate count that stat/top/metrics show. The only file
+ * that reads struct cg_leak_slot (shim/core/stats.h). */
+#include "leaks.h"
+#include "cg_tool.h"
+#include "config.h"
+#include "sym.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_AGE_NS 30000000000LL
+#define TCP_LISTEN 10
+#define TCP_CLOSE_WAIT 8
+
+const char *tcp_state_name(unsigned st)
+{
+  static const char *const names[] = { "-", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1",
+    "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV" };
+  return st < sizeof names / sizeof names[0] ? names[st] : "?";
+}
+
+/* ---------- the shared table ---------- */
+
+struct slot_copy { int n; struct leak *v; };
+
+/* Seqlock read of every slot: a slot being rewritten is retried a few times, then skipped. */
+static void read_slots(const struct cg_stats *m, void *arg)
+{
+  struct slot_copy *c = arg;
+  for (int i = 0; i < CG_LEAK_SLOTS; i++) {
+    const struct cg_leak_slot *sl = &m->leaks[i];
+    for (int tries = 0; tries < 100; tries++) {
+      unsigned s1 = atomic_load_explicit(&sl->seq, memory_order_acquire);
+      if (s1 & 1) { struct timespec ts = { 0, 1000 }; nanosleep(&ts, NULL); continue; }
+      struct leak l;
+      memset(&l, 0, sizeof l);
+      const volatile struct cg_leak_slot *v = sl;
+      l.fd = v->fd;
+      l.state = v->state;
+      l.kind = v->kind;
+      l.created_ns = v->created_ns;
+      l.ino = v->ino;
+      for (size_t k = 0; k < sizeof l.peer - 1 && k < sizeof v->peer; k++) l.peer[k] = v->peer[k];
+      uint32_t nf = v->nframes;
+      l.nframes = nf > CG_STATS_STACK ? CG_STATS_STACK : (int)nf;
+      for (int k = 0; k < l.nframes; k++) l.pcs[k] = v->pcs[k];
+      atomic_thread_fence(memory_order_acquire);
+      if (atomic_load_explicit(&sl->seq, memory_order_relaxed) != s1) continue;
+      l.peer[sizeof l.peer - 1] = 0;
+      l.peer[strnlen(l.peer, sizeof l.peer - 1)] = 0;
+      /* An empty slot: nothing was ever written, or the socket was closed and cleared. */
+      if (l.fd < 0 || (l.ino == 0 && l.created_ns == 0)) break;
+      c->v[c->n++] = l;
+      break;
+    }
+  }
+}
+
+/* ---------- /proc joins ---------- */
+
+struct tcp_ent { uint64_t ino; unsigned state; char local[80], peer[80]; };
+struct tcp_tab { int n, cap; struct tcp_ent *v; };
+
+static void fmt_addr(const char *hex, int v6, char *out, size_t cap)
+{
+  const char *colon = strchr(hex, ':');
+  if (!colon) { snprintf(out, cap, "?"); return; }
+  unsigned port = (unsigned)strtoul(colon + 1, NULL, 16);
+  char txt[INET6_ADDRSTRLEN];
+  /* The kernel prints the address as 32-bit words in host order. */
+  if (!v6) {
+    uint32_t w = (uint32_t)strtoul(hex, NULL, 16);
+    struct in_addr a;
+    a.s_addr = w;
+    inet_ntop(AF_INET, &a, txt, sizeof txt);
+    snprintf(out, cap, "%s:%u", txt, port);
+    return;
+  }
+  struct in6_addr a;
+  for (int i = 0; i < 4; i++) {
+    char word[9];
+    memcpy(word, hex + 8 * i, 8);
+    word[8] = 0;
+    uint32_t w = (uint32_t)strtoul(word, NULL, 16);
+    memcpy(&a.s6_addr[4 * i], &w, 4);
+  }
+  inet_ntop(AF_INET6, &a, txt, sizeof txt);
+  snprintf(out, cap, "[%s]:%u", txt, port);
+}
+
+static void load_tcp(pid_t pid, const char *file, int v6, struct tcp_tab *t)
+{
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/net/%s", (int)pid, file);
+  FILE *f = fopen(path, "re");
+  if (!f) return;
+  char *line = NULL;
+  size_t cap = 0;
+  int first = 1;
+  while (getline(&line, &cap, f) > 0) {
+    if (first) { first = 0; continue; }
+    char loc[80], rem[80];
+    unsigned st;
+    unsigned long long ino;
+    /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+    if (sscanf(line, " %*s %79s %79s %x %*s %*s %*s %*s %*s %llu", loc, rem, &st, &ino) != 4 || !ino) continue;
+    if ((!v6 && strlen(loc) != 13) || (v6 && strlen(loc) != 37)) continue;
+    if (t->n == t->cap) {
+      t->cap = t->cap ? t->cap * 2 : 64;
+      struct tcp_ent *nv = realloc(t->v, (size_t)t->cap * sizeof *nv);
+      if (!nv) break;
+      t->v = nv;
+    }
+    struct tcp_ent *e = &t->v[t->n++];
+    e->ino = ino;
+    e->state = st;
+    fmt_addr(loc, v6, e->local, sizeof e->local);
+    fmt_addr(rem, v6, e->peer, sizeof e->peer);
+  }
+  free(line);
+  fclose(f);
+}
+
+/* Inode of the socket open at fd, 0 if fd is closed or no socket. */
+static uint64_t fd_socket_ino(pid_t pid, int fd)
+{
+  char path[64], link[64];
+  snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, fd);
+  ssize_t n = readlink(path, link, sizeof link - 1);
+  if (n <= 0) return 0;
+  link[n] = 0;
+  unsigned long long ino;
+  if (sscanf(link, "socket:[%llu]", &ino) != 1) return 0;
+  return ino;
+}
+
+int64_t leaks_default_age_ns(pid_t pid)
+{
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return DEFAULT_AGE_NS;
+  char *item = NULL;
+  size_t cap = 0;
+  int64_t age = DEFAULT_AGE_NS;
+  while (getdelim(&item, &cap, 0, f) > 0) {
+    unsigned ms;
+    if (!strncmp(item, "CONNGUARD_LEAK_AGE_MS=", 22) && cg_parse_ms(item + 22, &ms) == 0)
+      age = (int64_t)ms * 1000000;
+  }
+  free(item);
+  fclose(f);
+  return age;
+}
+
+int leaks_collect(struct seg *s, int64_t age_ns, struct leak **out, char *msg, size_t cap)
+{
+  *out = NULL;
+  struct slot_copy c = { 0, calloc(CG_LEAK_SLOTS, sizeof(struct leak)) };
+  if (!c.v) { snprintf(msg, cap, "out of memory"); return -1; }
+  if (seg_guarded(s, read_slots, &c)) {
+    free(c.v);
+    snprintf(msg, cap, "%s was truncated while being read", s->path);
+    return -1;
+  }
+  if (s->state != SEG_LIVE) {
+    /* Sockets of a process that is gone cannot be joined with anything. */
+    *out = c.v;
+    return 0;
+  }
+  struct tcp_tab t = { 0, 0, NULL };
+  load_tcp(s->pid, "tcp", 0, &t);
+  load_tcp(s->pid, "tcp6", 1, &t);
+  int64_t now = now_realtime_ns();
+  int n = 0;
+  for (int i = 0; i < c.n; i++) {
+    struct leak l = c.v[i];
+    uint64_t ino = fd_socket_ino(s->pid, l.fd);
+    /* Closed behind the shim's back, or the number now holds another socket: not ours. */
+    if (!ino || (l.ino && ino != l.ino)) continue;
+    l.ino = ino;
+    for (int k = 0; k < t.n; k++)
+      if (t.v[k].ino == ino) {
+        l.state = t.v[k].state;
+        snprintf(l.local, sizeof l.local, "%s", t.v[k].local);
+        if (t.v[k].peer[0] && strcmp(t.v[k].peer, "0.0.0.0:0") && strcmp(t.v[k].peer, "[::]:0"))
+          snprintf(l.peer, sizeof l.peer, "%s", t.v[k].peer);
+        break;
+      }
+    l.age_ns = l.created_ns ? now - l.created_ns : 0;
+    if (l.state == TCP_CLOSE_WAIT) {
+      l.candidate = 1;
+      l.why = "CLOSE_WAIT: the peer closed the connection, this side never did";
+    } else if (l.state != TCP_LISTEN && l.created_ns && l.age_ns >= age_ns) {
+      l.candidate = 1;
+      l.why = "open longer than the age threshold";
+    }
+    c.v[n++] = l;
+  }
+  free(t.v);
+  *out = c.v;
+  return n;
+}
+
+int leaks_count(struct seg *s, int64_t age_ns)
+{
+  struct leak *v;
+  char msg[256];
+  int n = leaks_collect(s, age_ns, &v, msg, sizeof msg);
+  if (n < 0) return -1;
+  int k = 0;
+  for (int i = 0; i < n; i++) k += v[i].candidate;
+  free(v);
+  return k;
+}
+
+/* ---------- connguard leaks PID ---------- */
+
+static void print_stack(const struct leak *l, const struct maps *mp, int resolve)
+{
+  if (!l->nframes) { printf("    (no creation stack: CONNGUARD_STACK_DEPTH=0?)\n"); return; }
+  for (int i = 0; i < l->nframes; i++) {
+    const char *mod;
+    uint64_t off;
+    printf("    #%d 0x%llx", i, (unsigned long long)l->pcs[i]);
+    if (maps_lookup(mp, l->pcs[i], &mod, &off) != 0) { printf(" in ?? (unmapped)\n"); continue; }
+    struct sym s;
+    if (resolve && sym_lookup(mod, off, &s) == 0) {
+      printf(" in %s", s.func[0] ? s.func : "??");
+      if (s.file[0] && s.line) printf(" %s:%u", s.file, s.line);
+      else if (s.file[0]) printf(" %s", s.file);
+    } else {
+      printf(" in ??");
+    }
+    printf(" (%s+0x%llx)\n", mod, (unsigned long long)off);
+  }
+}
+
+static const char *kind_name(uint32_t kind)
+{
+  unsigned fam = kind >> 16, type = kind & 0xffff;
+  if (fam == AF_INET || fam == AF_INET6) return type == SOCK_DGRAM ? "udp" : "tcp";
+  if (fam == AF_UNIX) return "unix";
+  return "socket";
+}
+
+int cmd_leaks(int argc, char **argv)
+{
+  static const struct option lo[] = {
+    { "age", required_argument, 0, 'a' }, { "all", no_argument, 0, 'A' },
+    { "no-symbols", no_argument, 0, 'S' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+  };
+  int64_t age = -1;
+  int all = 0, resolve = 1, c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":ha:", lo, NULL)) != -1) {
+    switch (c) {
+    case 'a': {
+      unsigned ms;
+      if (cg_parse_ms(optarg, &ms)) return usage_error("leaks", "--age '%s': expected a duration (N, Nms, Ns)", optarg);
+      age = (int64_t)ms * 1000000;
+      break;
+    }
+    case 'A': all = 1; break;
+    case 'S': resolve = 0; break;
+    case 'h': puts("usage: connguard leaks [--age DURATION] [--all] [--no-symbols] PID"); return EX_OK_;
+    case ':': return usage_error("leaks", "option %s needs a value", argv[optind - 1]);
+    default: return usage_error("leaks", "unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind != argc - 1) return usage_error("leaks", "expected exactly one PID");
+  pid_t pid;
+  if (parse_pid(argv[optind], &pid)) return usage_error("leaks", "'%s' is not a process id", argv[optind]);
+  struct seg s;
+  char msg[512];
+  if (seg_open(pid, &s, msg, sizeof msg)) { errorf("%s", msg); return EX_FAIL; }
+  if (s.state != SEG_LIVE) {
+    errorf("pid %d: %s: its sockets cannot be inspected any more", (int)pid, seg_state_name(s.state));
+    seg_close(&s);
+    return EX_STALE;
+  }
+  if (age < 0) age = leaks_default_age_ns(pid);
+  struct leak *v;
+  int n = leaks_collect(&s, age, &v, msg, sizeof msg);
+  if (n < 0) { errorf("%s", msg); seg_close(&s); return EX_FAIL; }
+  int cand = 0;
+  for (int i = 0; i < n; i++) cand += v[i].candidate;
+  char agebuf[32];
+  fmt_duration(agebuf, sizeof agebuf, age);
+  printf("pid %d (%s): %d tracked socket%s open, %d leak candidate%s (CLOSE_WAIT, or open longer than %s)\n",
+         (int)pid, s.comm[0] ? s.comm : s.snap.exe, n, n == 1 ? "" : "s", cand, cand == 1 ? "" : "s", agebuf);
+  struct maps *mp = maps_load(pid);
+  if (resolve && !sym_available()) resolve = 0;
+  for (int i = 0; i < n; i++) {
+    const struct leak *l = &v[i];
+    if (!l->candidate && !all) continue;
+    char ab[32];
+    fmt_duration(ab, sizeof ab, l->age_ns);
+    printf("\n%s fd %d: %s %s", l->candidate ? "LEAK?" : "ok   ", l->fd, kind_name(l->kind), tcp_state_name(l->state));
+    if (l->local[0]) printf(" %s", l->local);
+    printf(" -> %s, open %s", l->peer[0] ? l->peer : "(no peer)", l->created_ns ? ab : "(age unknown)");
+    printf(" (socket:[%llu])\n", (unsigned long long)l->ino);
+    if (l->why) printf("  %s\n", l->why);
+    printf("  created at:\n");
+    print_stack(l, mp, resolve);
+  }
+  maps_free(mp);
+  sym_shutdown();
+  free(v);
+  seg_close(&s);
+  if (stdout_failed()) return EX_FAIL;
+  return EX_OK_;
+}

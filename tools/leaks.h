@@ -1,0 +1,33 @@
+/* Live leak candidates of a process: the sockets the shim publishes in the leaks[] table of
+ * its counters segment, joined with /proc/PID/fd (still open? same socket?) and the kernel's TCP
+ * tables in the process's network namespace (state, peer). Only leaks.c knows the slot layout. */
+#ifndef CG_TOOL_LEAKS_H
+#define CG_TOOL_LEAKS_H
+#include <stdint.h>
+#include "seg.h"
+
+struct leak {
+  int fd;
+  uint64_t ino;
+  unsigned state;           /* TCP state (1..11 as in /proc/net/tcp), 0 unknown / not TCP */
+  char local[80], peer[80];
+  int64_t created_ns;       /* CLOCK_REALTIME */
+  int64_t age_ns;
+  uint32_t kind;            /* socket type | family << 16 */
+  int candidate;
+  const char *why;          /* "CLOSE_WAIT: the peer closed ...", "open for ..." */
+  int nframes;
+  uint64_t pcs[CG_STATS_STACK];
+};
+
+/* Sockets of s that are published and still open under the same inode. *out is malloc()ed;
+ * returns the count (candidates and others: see ->candidate), or -1 with msg. */
+int leaks_collect(struct seg *s, int64_t age_ns, struct leak **out, char *msg, size_t cap);
+/* Number of candidates among the published sockets (for stat/top/metrics); -1 if unknown. */
+int leaks_count(struct seg *s, int64_t age_ns);
+/* The age threshold the process itself uses: CONNGUARD_LEAK_AGE_MS from its environment,
+ * else the default. */
+int64_t leaks_default_age_ns(pid_t pid);
+const char *tcp_state_name(unsigned st);
+
+#endif
