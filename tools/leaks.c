@@ -46,7 +46,12 @@ static void read_slots(const struct cg_stats *m, void *arg)
       l.state = v->state;
       l.kind = v->kind;
       l.created_ns = v->created_ns;
+#if CG_STATS_VERSION >= 2
+      l.ino = atomic_load_explicit(&sl->ino, memory_order_relaxed);
+      l.via = v->via;
+#else
       l.ino = v->ino;
+#endif
       for (size_t k = 0; k < sizeof l.peer - 1 && k < sizeof v->peer; k++) l.peer[k] = v->peer[k];
       uint32_t nf = v->nframes;
       l.nframes = nf > CG_STATS_STACK ? CG_STATS_STACK : (int)nf;
@@ -55,8 +60,8 @@ static void read_slots(const struct cg_stats *m, void *arg)
       if (atomic_load_explicit(&sl->seq, memory_order_relaxed) != s1) continue;
       l.peer[sizeof l.peer - 1] = 0;
       l.peer[strnlen(l.peer, sizeof l.peer - 1)] = 0;
-      /* An empty slot: nothing was ever written, or the socket was closed and cleared. */
-      if (l.fd < 0 || (l.ino == 0 && l.created_ns == 0)) break;
+      /* A free slot (ino 0), one being claimed (all ones), or a closed socket (fd -1). */
+      if (l.fd < 0 || l.ino == 0 || l.ino == UINT64_MAX) break;
       c->v[c->n++] = l;
       break;
     }
@@ -141,10 +146,35 @@ static uint64_t fd_socket_ino(pid_t pid, int fd)
   return ino;
 }
 
-int64_t leaks_default_age_ns(pid_t pid)
+#if CG_STATS_VERSION >= 2
+struct leak_hdr { uint32_t mode, age_ms; };
+static void read_leak_hdr(const struct cg_stats *m, void *arg)
 {
+  struct leak_hdr *h = arg;
+  h->mode = m->leak_mode;
+  h->age_ms = m->leak_age_ms;
+}
+#endif
+
+int leaks_tracking(struct seg *s)
+{
+#if CG_STATS_VERSION >= 2
+  struct leak_hdr h;
+  if (seg_guarded(s, read_leak_hdr, &h) == 0) return h.mode != 0;
+#endif
+  (void)s;
+  return -1;
+}
+
+int64_t leaks_default_age_ns(struct seg *s)
+{
+#if CG_STATS_VERSION >= 2
+  struct leak_hdr h;
+  if (seg_guarded(s, read_leak_hdr, &h) == 0 && h.age_ms) return (int64_t)h.age_ms * 1000000;
+#endif
+  /* The process's own setting, from the environment it started with. */
   char path[64];
-  snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+  snprintf(path, sizeof path, "/proc/%d/environ", (int)s->pid);
   FILE *f = fopen(path, "re");
   if (!f) return DEFAULT_AGE_NS;
   char *item = NULL;
@@ -287,7 +317,9 @@ int cmd_leaks(int argc, char **argv)
     seg_close(&s);
     return EX_STALE;
   }
-  if (age < 0) age = leaks_default_age_ns(pid);
+  if (age < 0) age = leaks_default_age_ns(&s);
+  if (leaks_tracking(&s) == 0)
+    warnf("pid %d tracks no sockets (CONNGUARD_LEAKS=off): nothing to show", (int)pid);
   struct leak *v;
   int n = leaks_collect(&s, age, &v, msg, sizeof msg);
   if (n < 0) { errorf("%s", msg); seg_close(&s); return EX_FAIL; }

@@ -14,6 +14,7 @@ struct leak {
   int64_t created_ns;       /* CLOCK_REALTIME */
   int64_t age_ns;
   uint32_t kind;            /* socket type | family << 16 */
+  uint32_t via;             /* 1 socket, 2 accept, 3 socketpair, 4 dup; 0 unknown */
   int candidate;
   const char *why;          /* "CLOSE_WAIT: the peer closed ...", "open for ..." */
   int nframes;
@@ -25,9 +26,11 @@ struct leak {
 int leaks_collect(struct seg *s, int64_t age_ns, struct leak **out, char *msg, size_t cap);
 /* Number of candidates among the published sockets (for stat/top/metrics); -1 if unknown. */
 int leaks_count(struct seg *s, int64_t age_ns);
-/* The age threshold the process itself uses: CONNGUARD_LEAK_AGE_MS from its environment,
- * else the default. */
-int64_t leaks_default_age_ns(pid_t pid);
+/* The age threshold the process itself uses (CONNGUARD_LEAK_AGE_MS, from the segment header
+ * or the environment it started with), else the default. */
+int64_t leaks_default_age_ns(struct seg *s);
+/* 1 the process publishes its sockets, 0 it does not (CONNGUARD_LEAKS=off), -1 unknown. */
+int leaks_tracking(struct seg *s);
 const char *tcp_state_name(unsigned st);
 
 #endif

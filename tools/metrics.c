@@ -181,7 +181,7 @@ int cmd_metrics(int argc, char **argv)
       seg_close(&ps[k].s);
       continue;
     }
-    ps[k].leaks = leaks_count(&ps[k].s, leaks_default_age_ns(pids[i]));
+    ps[k].leaks = leaks_count(&ps[k].s, leaks_default_age_ns(&ps[k].s));
     k++;
   }
   if (k) emit(ps, k);

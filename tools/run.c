@@ -305,6 +305,8 @@ int cmd_run(int argc, char **argv)
       }
       memcpy(name, n, (size_t)(eq - n));
       name[eq - n] = 0;
+      for (char *q = name; *q; q++)
+        if (*q >= 'a' && *q <= 'z') *q = (char)(*q - 'a' + 'A');
       if (!known_var(name)) {
         errorf("--set '%s': no variable CONNGUARD_%s (see libconnguard(7))", optarg, name);
         return EX_RUNFAIL;

@@ -156,6 +156,9 @@ static void take_snap(const struct cg_stats *m, void *arg)
   o->sockets_created = LD(sockets_created);
   o->leak_candidates = LD(leak_candidates);
   o->leaks_reported = LD(leaks_reported);
+#if CG_STATS_VERSION >= 2
+  o->leak_unpublished = LD(leak_unpublished);
+#endif
   o->tls_handshakes = LD(tls_handshakes);
   o->tls_failures = LD(tls_failures);
   o->tls_retries = LD(tls_retries);

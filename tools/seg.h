@@ -18,6 +18,7 @@ struct cg_snap {
   uint64_t failures_by_errno[CG_STATS_ERRNOS];
   int64_t open_sockets;
   uint64_t sockets_created, leak_candidates, leaks_reported;
+  uint64_t leak_unpublished;   /* tracked sockets left out of leaks[] (table full); 0 before layout 2 */
   uint64_t tls_handshakes, tls_failures, tls_retries;
   uint64_t tls_hs_bucket[CG_TLS_BUCKETS];   /* per bucket, as the shim counts them */
   uint64_t tls_hs_sum_us, tls_hs_count;

@@ -58,6 +58,9 @@ static void print_human(const struct seg *g, int leaks)
   printf("  sockets created      %llu\n", (unsigned long long)s->sockets_created);
   if (leaks >= 0) printf("  leak candidates      %d\n", leaks);
   else printf("  leak candidates      -\n");
+  if (s->leak_unpublished)
+    printf("  sockets unpublished  %llu (the leaks table was full: 'connguard leaks' misses them)\n",
+           (unsigned long long)s->leak_unpublished);
   printf("  leaks at exit        %llu\n", (unsigned long long)s->leaks_reported);
   printf("  TLS handshakes       %llu\n", (unsigned long long)s->tls_handshakes);
   printf("  TLS failures         %llu\n", (unsigned long long)s->tls_failures);
@@ -118,7 +121,7 @@ int cmd_stat(int argc, char **argv)
     struct seg s;
     char msg[512];
     if (seg_open(pid, &s, msg, sizeof msg)) { errorf("%s", msg); rc = EX_FAIL; continue; }
-    int leaks = s.state == SEG_LIVE ? leaks_count(&s, leaks_default_age_ns(pid)) : -1;
+    int leaks = s.state == SEG_LIVE ? leaks_count(&s, leaks_default_age_ns(&s)) : -1;
     if (json) print_json(&s, leaks);
     else {
       if (i > optind) putchar('\n');
@@ -146,7 +149,7 @@ static int term_rows(void)
   return 0;
 }
 
-static int top_once(int tty, int clean)
+static int top_once(int tty, int clean, int all)
 {
   pid_t *pids;
   int n = seg_scan(geteuid(), &pids);
@@ -161,8 +164,9 @@ static int top_once(int tty, int clean)
     if (g->state != SEG_LIVE) {
       stale++;
       if (clean && seg_removable(g) && unlink(g->path) == 0) { removed++; seg_close(g); continue; }
+      if (!all) { seg_close(g); continue; }
     }
-    leaks[ok] = g->state == SEG_LIVE ? leaks_count(g, leaks_default_age_ns(g->pid)) : -1;
+    leaks[ok] = g->state == SEG_LIVE ? leaks_count(g, leaks_default_age_ns(g)) : -1;
     ok++;
   }
   char tbuf[32];
@@ -171,8 +175,10 @@ static int top_once(int tty, int clean)
   localtime_r(&t, &tm);
   strftime(tbuf, sizeof tbuf, "%H:%M:%S", &tm);
   if (tty) fputs("\033[H\033[2J", stdout);
-  printf("connguard top - %s - %d process%s under connguard", tbuf, ok - (stale - removed), ok - (stale - removed) == 1 ? "" : "es");
-  if (stale - removed) printf(", %d stale (connguard clean)", stale - removed);
+  int live = ok - (all ? stale - removed : 0);
+  printf("connguard top - %s - %d process%s under connguard", tbuf, live, live == 1 ? "" : "es");
+  if (stale - removed) printf(", %d stale segment%s (%sconnguard clean)", stale - removed, stale - removed == 1 ? "" : "s",
+                              all ? "" : "shown with --all; ");
   if (removed) printf(", %d stale removed", removed);
   printf("\n%7s %-15s %9s %8s %8s %6s %6s %8s %5s %5s %6s %7s %-13s %s\n", "PID", "COMMAND", "CONNECTS", "FAILED",
          "RETRIES", "RECOV", "GIVEUP", "WAITED", "OPEN", "LEAKS", "TLS", "TLSFAIL", "TOP-ERRNO", "STATE");
@@ -206,14 +212,15 @@ int cmd_top(int argc, char **argv)
   static const struct option lo[] = {
     { "iterations", required_argument, 0, 'n' }, { "delay", required_argument, 0, 'd' },
     { "once", no_argument, 0, '1' }, { "batch", no_argument, 0, 'b' }, { "clean", no_argument, 0, 'c' },
+    { "all", no_argument, 0, 'a' },
     { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
   };
   long iters = -1;
   double delay = 2.0;
-  int batch = 0, clean = 0, c;
+  int batch = 0, clean = 0, all = 0, c;
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":hn:d:1b", lo, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":hn:d:1ba", lo, NULL)) != -1) {
     switch (c) {
     case 'n': {
       char *end;
@@ -228,7 +235,8 @@ int cmd_top(int argc, char **argv)
     case '1': iters = 1; batch = 1; break;
     case 'b': batch = 1; break;
     case 'c': clean = 1; break;
-    case 'h': puts("usage: connguard top [-n N] [-d SECS] [--once] [-b] [--clean]"); return EX_OK_;
+    case 'a': all = 1; break;
+    case 'h': puts("usage: connguard top [-n N] [-d SECS] [--once] [-b] [--all] [--clean]"); return EX_OK_;
     case ':': return usage_error("top", "option %s needs a value", argv[optind - 1]);
     default: return usage_error("top", "unknown option '%s'", argv[optind - 1]);
     }
@@ -240,7 +248,7 @@ int cmd_top(int argc, char **argv)
   signal(SIGTERM, on_int);
   for (long i = 0; (iters < 0 || i < iters) && !stop_top; i++) {
     if (i && !tty) putchar('\n');
-    if (top_once(tty, clean)) return EX_FAIL;
+    if (top_once(tty, clean, all)) return EX_FAIL;
     if (iters >= 0 && i + 1 >= iters) break;
     struct timespec ts = { (time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9) };
     while (!stop_top && nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
