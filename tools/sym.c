@@ -86,6 +86,92 @@ void maps_free(struct maps *m)
   free(m);
 }
 
+/* ---------- ELF symbol tables ---------- */
+
+/* Function symbols with their sizes, from .symtab and .dynsym. addr2line without debug info
+ * names the nearest preceding symbol even when the address lies in a static function the
+ * table does not list; a size check tells the two apart. */
+struct fsym { uint64_t lo, hi; };
+struct symtab { char *module; int n; struct fsym *v; };
+static struct symtab *tabs;
+static int ntabs;
+
+static int cmp_fsym(const void *a, const void *b)
+{
+  const struct fsym *x = a, *y = b;
+  return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+static void load_syms64(int fd, const Elf64_Ehdr *eh, struct symtab *t)
+{
+  if (eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shnum == 0) return;
+  Elf64_Shdr *sh = calloc(eh->e_shnum, sizeof *sh);
+  if (!sh) return;
+  if (pread(fd, sh, eh->e_shnum * sizeof *sh, (off_t)eh->e_shoff) != (ssize_t)(eh->e_shnum * sizeof *sh)) { free(sh); return; }
+  int cap = 0;
+  for (unsigned i = 0; i < eh->e_shnum; i++) {
+    if (sh[i].sh_type != SHT_SYMTAB && sh[i].sh_type != SHT_DYNSYM) continue;
+    if (sh[i].sh_entsize != sizeof(Elf64_Sym) || sh[i].sh_size > (64u << 20)) continue;
+    size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
+    Elf64_Sym *sy = malloc(n * sizeof *sy + 1);
+    if (!sy) continue;
+    if (pread(fd, sy, n * sizeof *sy, (off_t)sh[i].sh_offset) == (ssize_t)(n * sizeof *sy)) {
+      for (size_t k = 0; k < n; k++) {
+        unsigned type = ELF64_ST_TYPE(sy[k].st_info);
+        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || !sy[k].st_value || !sy[k].st_size || sy[k].st_shndx == SHN_UNDEF) continue;
+        if (t->n == cap) {
+          cap = cap ? cap * 2 : 1024;
+          struct fsym *nv = realloc(t->v, (size_t)cap * sizeof *nv);
+          if (!nv) break;
+          t->v = nv;
+        }
+        t->v[t->n++] = (struct fsym){ sy[k].st_value, sy[k].st_value + sy[k].st_size };
+      }
+    }
+    free(sy);
+  }
+  free(sh);
+  if (t->n) qsort(t->v, (size_t)t->n, sizeof *t->v, cmp_fsym);
+}
+
+static const struct symtab *symtab_for(const char *module)
+{
+  for (int i = 0; i < ntabs; i++)
+    if (!strcmp(tabs[i].module, module)) return &tabs[i];
+  struct symtab *nt = realloc(tabs, (size_t)(ntabs + 1) * sizeof *nt);
+  if (!nt) return NULL;
+  tabs = nt;
+  struct symtab *t = &tabs[ntabs];
+  memset(t, 0, sizeof *t);
+  t->module = strdup(module);
+  if (!t->module) return NULL;
+  ntabs++;
+  int fd = open(module, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return t;
+  Elf64_Ehdr eh;
+  if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+      eh.e_ident[EI_CLASS] == ELFCLASS64)
+    load_syms64(fd, &eh, t);
+  close(fd);
+  return t;
+}
+
+/* Whether a sized function symbol covers addr (a link-time address). */
+static int symtab_covers(const char *module, uint64_t addr)
+{
+  const struct symtab *t = symtab_for(module);
+  if (!t) return 0;
+  int lo = 0, hi = t->n - 1, best = -1;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+    if (t->v[mid].lo <= addr) { best = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  /* Symbols may overlap (aliases): look back over the ones starting at or before addr. */
+  for (int i = best; i >= 0 && i > best - 64; i--)
+    if (t->v[i].lo <= addr && addr < t->v[i].hi) return 1;
+  return 0;
+}
+
 /* ---------- addr2line ---------- */
 
 struct a2l {
@@ -254,10 +340,31 @@ static int ask(struct a2l *k, uint64_t addr, struct sym *s)
   return s->func[0] || s->file[0] ? 0 : -1;
 }
 
-int sym_lookup(const char *module, uint64_t offset, struct sym *out)
+/* The shim names the main program by argv[0] when dladdr gives no path ("curl"): look it up
+ * in PATH, which is right when the log is symbolized where it was written. */
+static const char *find_module(const char *module, char *buf, size_t cap)
 {
+  if (module[0] == '/') return module;
+  if (strchr(module, '/') || !strcmp(module, "?")) return NULL;
+  const char *path = getenv("PATH");
+  if (!path) return NULL;
+  while (*path) {
+    const char *e = strchr(path, ':');
+    size_t n = e ? (size_t)(e - path) : strlen(path);
+    if (n && snprintf(buf, cap, "%.*s/%s", (int)n, path, module) < (int)cap && access(buf, X_OK) == 0) return buf;
+    path += n;
+    if (*path == ':') path++;
+  }
+  return NULL;
+}
+
+int sym_lookup(const char *module_name, uint64_t offset, struct sym *out)
+{
+  char found[4096];
   memset(out, 0, sizeof *out);
-  if (!module || !*module) return -1;
+  if (!module_name || !*module_name) return -1;
+  const char *module = find_module(module_name, found, sizeof found);
+  if (!module) return -1;
   for (int i = 0; i < ncache; i++)
     if (cache[i].off == offset && !strcmp(cache[i].module, module)) {
       *out = cache[i].s;
@@ -266,7 +373,14 @@ int sym_lookup(const char *module, uint64_t offset, struct sym *out)
   struct a2l *k = kid_for(module);
   int ok = -1;
   /* A return address points after the call: one byte back is inside it. */
-  if (k) ok = ask(k, k->vaddr + (offset ? offset - 1 : 0), out);
+  uint64_t addr = k ? k->vaddr + (offset ? offset - 1 : 0) : 0;
+  if (k) ok = ask(k, addr, out);
+  if (ok == 0 && !out->file[0] && out->func[0] && !symtab_covers(module, addr)) {
+    /* No debug information, and no symbol covers the address: the name addr2line gave
+     * belongs to whatever function precedes it (a static one was stripped). */
+    out->func[0] = 0;
+    ok = -1;
+  }
   if (ncache == capcache) {
     int nc = capcache ? capcache * 2 : 64;
     struct cached *n = realloc(cache, (size_t)nc * sizeof *n);
@@ -290,6 +404,10 @@ void sym_shutdown(void)
   kids = NULL;
   nkids = 0;
   for (int i = 0; i < ncache; i++) free(cache[i].module);
+  for (int i = 0; i < ntabs; i++) { free(tabs[i].module); free(tabs[i].v); }
+  free(tabs);
+  tabs = NULL;
+  ntabs = 0;
   free(cache);
   cache = NULL;
   ncache = capcache = 0;
