@@ -340,6 +340,7 @@ int seg_open_path(const char *path, uid_t uid, pid_t pid, struct seg *s, char *m
     return -1;
   }
   s->map = m;
+  s->maplen = len;
   struct hdr h;
   /* The shim fills the header last; give a process that is publishing right now a moment. */
   for (int tries = 0;; tries++) {
@@ -386,7 +387,7 @@ int seg_open(pid_t pid, struct seg *s, char *msg, size_t cap)
 
 void seg_close(struct seg *s)
 {
-  if (s->map) munmap((void *)s->map, sizeof(struct cg_stats));
+  if (s->map) munmap((void *)s->map, s->maplen);
   s->map = NULL;
 }
 

@@ -37,6 +37,7 @@ struct seg {
   ino_t ino;
   int64_t file_ctime_ns;
   const struct cg_stats *map;
+  size_t maplen;
   struct cg_snap snap;
   enum seg_state state;
   int64_t proc_start_ns;     /* CLOCK_REALTIME start of the process now holding pid, 0 unknown */
