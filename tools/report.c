@@ -98,11 +98,11 @@ struct report {
   struct table fail;          /* "dst\terrno": a = failed attempts, b = retried, c = gave up */
   struct table reasons;       /* give-up reason: a = count */
   struct table episodes;      /* "pid fd dst": a = 1 open (retried), 0 closed */
-  struct table leaks;         /* stack signature: a = count, b = distinct pids seen first, extra = detail */
+  struct table leaks;         /* "event\tstack": a = sockets, b = records, extra = an example */
   struct table tls;           /* "event\tkind": a = count, extra = example destination */
   long retried_connects, recovered, gave_up_after_retry, recovered_unmatched;
   int64_t backoff_ms, recover_ms_sum, recover_ms_max, attempts_max;
-  long leak_records;
+  long leak_records, leak_sockets;
 };
 
 static const char *field_or(const struct lrec *r, const char *k, const char *dflt)
@@ -180,16 +180,22 @@ static void stack_signature(const struct lrec *r, char *out, size_t cap, int fra
   if (!out[0]) snprintf(out, cap, "(no stack recorded)");
 }
 
+/* A "leak" record stands for a group of sockets of one process with one creation stack
+ * ("sockets": N); groups from several processes or runs with the same stack are merged. */
 static void on_leak(struct report *R, const struct lrec *r)
 {
   char sig[1024];
+  int64_t n = 1;
   R->leak_records++;
+  if (!lrec_int(r, "sockets", &n) || n < 1) n = 1;
+  R->leak_sockets += n;
   stack_signature(r, sig, sizeof sig, 4);
   char key[1100];
   snprintf(key, sizeof key, "%s\t%s", r->event, sig);
   struct entry *e = tget(&R->leaks, key);
   if (!e) return;
-  e->a++;
+  e->a += n;
+  e->b++;
   if (!e->extra) {
     const char *peer = lrec_get(r, "peer");
     if (!peer) peer = lrec_get(r, "dst");
@@ -232,7 +238,7 @@ static void on_record(struct report *R, const struct lrec *r)
   }
   if (!strcmp(r->event, "connect_failed")) on_connect_failed(R, r);
   else if (!strcmp(r->event, "connect_recovered")) on_recovered(R, r);
-  else if (strstr(r->event, "leak")) on_leak(R, r);
+  else if (strstr(r->event, "leak") && !strstr(r->event, "summary")) on_leak(R, r);
   else if (!strncmp(r->event, "tls", 3)) on_tls(R, r);
 }
 
@@ -328,12 +334,14 @@ static void print_report(struct report *R)
   }
   if (R->leaks.n) {
     qsort(R->leaks.v, R->leaks.n, sizeof R->leaks.v[0], by_a_desc);
-    printf("\nLeaks: %ld record%s in %zu group%s (same event and creation stack)\n", R->leak_records,
-           R->leak_records == 1 ? "" : "s", R->leaks.n, R->leaks.n == 1 ? "" : "s");
+    printf("\nLeaks: %ld socket%s in %zu group%s by creation stack (%ld record%s)\n", R->leak_sockets,
+           R->leak_sockets == 1 ? "" : "s", R->leaks.n, R->leaks.n == 1 ? "" : "s", R->leak_records,
+           R->leak_records == 1 ? "" : "s");
     for (size_t i = 0; i < R->leaks.n; i++) {
       const struct entry *e = &R->leaks.v[i];
       const char *tab = strchr(e->key, '\t');
-      printf("  %lld x %.*s", (long long)e->a, (int)(tab - e->key), e->key);
+      printf("  %lld socket%s (%.*s, %lld record%s)", (long long)e->a, e->a == 1 ? "" : "s", (int)(tab - e->key), e->key,
+             (long long)e->b, e->b == 1 ? "" : "s");
       if (e->extra && *e->extra) printf(" (e.g. %s)", e->extra);
       printf("\n    created at: %s\n", tab + 1);
     }
