@@ -27,6 +27,9 @@ int cmd_leaks(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_symbolize(int argc, char **argv);
 
+/* Run mode: one warning when LD_PRELOAD cannot reach cmd (static, Go, setuid). */
+void run_check_target(const char *cmd);
+
 /* Messages: "connguard: ..." on stderr. */
 void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

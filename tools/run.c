@@ -370,6 +370,7 @@ int cmd_run(int argc, char **argv)
     putchar('\n');
     return stdout_failed() ? EX_FAIL : EX_OK_;
   }
+  run_check_target(cmd[0]);
   fflush(NULL);
   execvp(cmd[0], cmd);
   int e = errno;
