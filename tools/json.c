@@ -10,7 +10,7 @@ struct parser {
   int failed;
 };
 
-static void fail(struct parser *ps, const char *what)
+static void set_error(struct parser *ps, const char *what)
 {
   if (ps->failed) return;
   ps->failed = 1;
@@ -37,11 +37,11 @@ static int hexval(char c)
 
 static int read_hex4(struct parser *ps, unsigned *out)
 {
-  if (ps->end - ps->p < 4) { ps->p = ps->end; fail(ps, "truncated \\u escape"); return -1; }
+  if (ps->end - ps->p < 4) { ps->p = ps->end; set_error(ps, "truncated \\u escape"); return -1; }
   unsigned v = 0;
   for (int i = 0; i < 4; i++) {
     int h = hexval(ps->p[i]);
-    if (h < 0) { fail(ps, "bad \\u escape"); return -1; }
+    if (h < 0) { set_error(ps, "bad \\u escape"); return -1; }
     v = v << 4 | (unsigned)h;
   }
   ps->p += 4;
@@ -72,15 +72,15 @@ static char *parse_string(struct parser *ps, size_t *lenp)
     if (*ps->p == '\\') ps->p++;
     ps->p++;
   }
-  if (ps->p >= ps->end) { fail(ps, "unterminated string"); return NULL; }
+  if (ps->p >= ps->end) { set_error(ps, "unterminated string"); return NULL; }
   cap = (size_t)(ps->p - start) + 1;
   char *out = malloc(cap);
-  if (!out) { fail(ps, "out of memory"); return NULL; }
+  if (!out) { set_error(ps, "out of memory"); return NULL; }
   size_t n = 0;
   ps->p = start;
   while (*ps->p != '"') {
     unsigned char c = (unsigned char)*ps->p;
-    if (c < 0x20) { fail(ps, "control character in string"); free(out); return NULL; }
+    if (c < 0x20) { set_error(ps, "control character in string"); free(out); return NULL; }
     if (c != '\\') { out[n++] = (char)c; ps->p++; continue; }
     ps->p++;
     char e = *ps->p++;
@@ -100,15 +100,15 @@ static char *parse_string(struct parser *ps, size_t *lenp)
         if (ps->end - ps->p >= 6 && ps->p[0] == '\\' && ps->p[1] == 'u') {
           ps->p += 2;
           if (read_hex4(ps, &lo)) { free(out); return NULL; }
-          if (lo < 0xdc00 || lo > 0xdfff) { fail(ps, "bad surrogate pair"); free(out); return NULL; }
+          if (lo < 0xdc00 || lo > 0xdfff) { set_error(ps, "bad surrogate pair"); free(out); return NULL; }
           cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
         } else {
-          fail(ps, "lone surrogate");
+          set_error(ps, "lone surrogate");
           free(out);
           return NULL;
         }
       } else if (cp >= 0xdc00 && cp < 0xe000) {
-        fail(ps, "lone surrogate");
+        set_error(ps, "lone surrogate");
         free(out);
         return NULL;
       }
@@ -117,7 +117,7 @@ static char *parse_string(struct parser *ps, size_t *lenp)
     }
     default:
       ps->p--;
-      fail(ps, "bad escape");
+      set_error(ps, "bad escape");
       free(out);
       return NULL;
     }
@@ -132,24 +132,24 @@ static int parse_number(struct parser *ps, struct json *v)
 {
   const char *st = ps->p;
   if (ps->p < ps->end && *ps->p == '-') ps->p++;
-  if (ps->p >= ps->end) { fail(ps, "bad number"); return -1; }
+  if (ps->p >= ps->end) { set_error(ps, "bad number"); return -1; }
   if (*ps->p == '0') ps->p++;
   else if (*ps->p >= '1' && *ps->p <= '9') while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') ps->p++;
-  else { fail(ps, "bad number"); return -1; }
+  else { set_error(ps, "bad number"); return -1; }
   if (ps->p < ps->end && *ps->p == '.') {
     ps->p++;
-    if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9') { fail(ps, "bad number"); return -1; }
+    if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9') { set_error(ps, "bad number"); return -1; }
     while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') ps->p++;
   }
   if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
     ps->p++;
     if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-')) ps->p++;
-    if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9') { fail(ps, "bad number"); return -1; }
+    if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9') { set_error(ps, "bad number"); return -1; }
     while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') ps->p++;
   }
   size_t n = (size_t)(ps->p - st);
   v->text = malloc(n + 1);
-  if (!v->text) { fail(ps, "out of memory"); return -1; }
+  if (!v->text) { set_error(ps, "out of memory"); return -1; }
   memcpy(v->text, st, n);
   v->text[n] = 0;
   v->len = n;
@@ -161,7 +161,7 @@ static int parse_number(struct parser *ps, struct json *v)
 static int literal(struct parser *ps, const char *word)
 {
   size_t n = strlen(word);
-  if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n)) { fail(ps, "unexpected character"); return -1; }
+  if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n)) { set_error(ps, "unexpected character"); return -1; }
   ps->p += n;
   return 0;
 }
@@ -186,8 +186,8 @@ static int parse_value(struct parser *ps, struct json *v, int depth)
 {
   memset(v, 0, sizeof *v);
   skip_ws(ps);
-  if (ps->p >= ps->end) { fail(ps, "expected a value"); return -1; }
-  if (depth > JSON_MAX_DEPTH) { fail(ps, "nested too deeply"); return -1; }
+  if (ps->p >= ps->end) { set_error(ps, "expected a value"); return -1; }
+  if (depth > JSON_MAX_DEPTH) { set_error(ps, "nested too deeply"); return -1; }
   char c = *ps->p;
   if (c == '"') {
     v->type = JSON_STRING;
@@ -205,14 +205,14 @@ static int parse_value(struct parser *ps, struct json *v, int depth)
     skip_ws(ps);
     if (ps->p < ps->end && *ps->p == ']') { ps->p++; return 0; }
     for (;;) {
-      if (grow(v, &cap, 0)) { fail(ps, "out of memory"); return -1; }
+      if (grow(v, &cap, 0)) { set_error(ps, "out of memory"); return -1; }
       if (parse_value(ps, &v->items[v->n], depth + 1)) { v->n++; return -1; }
       v->n++;
       skip_ws(ps);
-      if (ps->p >= ps->end) { fail(ps, "unterminated array"); return -1; }
+      if (ps->p >= ps->end) { set_error(ps, "unterminated array"); return -1; }
       if (*ps->p == ',') { ps->p++; continue; }
       if (*ps->p == ']') { ps->p++; return 0; }
-      fail(ps, "expected , or ]");
+      set_error(ps, "expected , or ]");
       return -1;
     }
   }
@@ -223,27 +223,27 @@ static int parse_value(struct parser *ps, struct json *v, int depth)
     if (ps->p < ps->end && *ps->p == '}') { ps->p++; return 0; }
     for (;;) {
       skip_ws(ps);
-      if (ps->p >= ps->end || *ps->p != '"') { fail(ps, "expected a member name"); return -1; }
+      if (ps->p >= ps->end || *ps->p != '"') { set_error(ps, "expected a member name"); return -1; }
       size_t kl;
       char *k = parse_string(ps, &kl);
       if (!k) return -1;
-      if (grow(v, &cap, 1)) { free(k); fail(ps, "out of memory"); return -1; }
+      if (grow(v, &cap, 1)) { free(k); set_error(ps, "out of memory"); return -1; }
       v->keys[v->n] = k;
       memset(&v->items[v->n], 0, sizeof v->items[0]);
       v->n++;
       skip_ws(ps);
-      if (ps->p >= ps->end || *ps->p != ':') { fail(ps, "expected :"); return -1; }
+      if (ps->p >= ps->end || *ps->p != ':') { set_error(ps, "expected :"); return -1; }
       ps->p++;
       if (parse_value(ps, &v->items[v->n - 1], depth + 1)) return -1;
       skip_ws(ps);
-      if (ps->p >= ps->end) { fail(ps, "unterminated object"); return -1; }
+      if (ps->p >= ps->end) { set_error(ps, "unterminated object"); return -1; }
       if (*ps->p == ',') { ps->p++; continue; }
       if (*ps->p == '}') { ps->p++; return 0; }
-      fail(ps, "expected , or }");
+      set_error(ps, "expected , or }");
       return -1;
     }
   }
-  fail(ps, "unexpected character");
+  set_error(ps, "unexpected character");
   return -1;
 }
 
@@ -272,7 +272,7 @@ struct json *json_parse(const char *s, size_t len, char *err, size_t errcap)
   if (!v) { snprintf(err, errcap, "out of memory"); return NULL; }
   if (parse_value(&ps, v, 0) == 0) {
     skip_ws(&ps);
-    if (ps.p != ps.end) fail(&ps, "trailing characters");
+    if (ps.p != ps.end) set_error(&ps, "trailing characters");
   }
   if (ps.failed) { json_free(v); return NULL; }
   return v;

@@ -269,9 +269,9 @@ static int explain_missing(pid_t pid, uid_t me, char *msg, size_t cap)
       unsigned u;
       int p;
       if (!parse_seg_name(de->d_name, &u, &p) && p == pid && u != me) {
-        closedir(d);
         snprintf(msg, cap, "pid %d runs under connguard as uid %u (/dev/shm/%s); "
                  "only that user can read its counters (you are uid %u)", (int)pid, u, de->d_name, (unsigned)me);
+        closedir(d);
         return -1;
       }
     }

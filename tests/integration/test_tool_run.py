@@ -152,3 +152,73 @@ def test_library_found_beside_the_binary_or_in_the_prefix():
     r = cglib.run([os.path.join(lone, "connguard"), "--library", cglib.SHIM, "--", "sh", "-c", "echo $LD_PRELOAD"], preload=False)
     check(r.returncode == 0 and r.out.strip() == os.path.realpath(cglib.SHIM), "--library", got=r.out + r.err)
     shutil.rmtree(d)
+
+
+def test_warns_when_preload_cannot_reach_the_command():
+    d = cglib.tmpdir()
+    src = os.path.join(d, "st.c")
+    with open(src, "w") as f:
+        f.write("int main(void) { return 4; }\n")
+    static = os.path.join(d, "static-prog")
+    c = subprocess.run(["cc", "-static", "-o", static, src], capture_output=True, timeout=120)
+    if c.returncode != 0:
+        raise cglib.Skip("no static libc to build a static program")
+    r = tu.tool(["--", static])
+    check(r.returncode == 4, "it still runs", got=r.err)
+    check(r.err == "connguard: warning: %s is statically linked: LD_PRELOAD cannot reach it, it runs without "
+          "connguard (see docs/limits.md)\n" % static, "one warning line", got=r.err)
+    r = tu.tool(["--", "sh", "-c", "exit 0"])
+    check(r.err == "", "a dynamic program gets no warning", got=r.err)
+    if os.getuid() == 0:
+        prog = os.path.join(d, "suid-true")
+        shutil.copy("/bin/true", prog)
+        os.chown(prog, 65534, 65534)
+        os.chmod(prog, 0o4755)
+        r = tu.tool(["--", prog])
+        check(r.returncode == 0 and "is setuid: the loader ignores LD_PRELOAD" in r.err, "setuid warning", got=r.err)
+    shutil.rmtree(d)
+
+
+FORKER = r"""
+import os, signal, socket, sys, time
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+def fail(port):
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        pass
+    s.close()
+port = int(sys.argv[1])
+fail(port)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    fail(port); fail(port)
+    os.write(w, b"x")
+    time.sleep(60)
+    os._exit(0)
+os.read(r, 1)
+print("ready", os.getpid(), pid, flush=True)
+try:
+    time.sleep(60)
+finally:
+    os.kill(pid, 15)
+"""
+
+
+def test_a_forked_child_has_its_own_counters():
+    port = cglib.free_port()
+    p, line = tu.start(["--retries", "0", "--log", os.devnull, "--", cglib.PYTHON, "-c", FORKER, str(port)])
+    parent, child = int(line.split()[1]), int(line.split()[2])
+    try:
+        a, b = tu.stat_json(parent), tu.stat_json(child)
+        check(a["connect_attempts"] == 1 and a["give_ups"] == 1, "parent: its own connect only", got=a)
+        check(b["connect_attempts"] == 2 and b["give_ups"] == 2 and b["failures_by_errno"] == {"ECONNREFUSED": 2},
+              "child: fresh counters", got=b)
+    finally:
+        try:
+            os.kill(child, 15)
+        except ProcessLookupError:
+            pass
+        cglib.stop(p)

@@ -16,7 +16,8 @@ LAYOUT = os.path.join(cglib.CLIENTS, "stats_layout")
 # A program that fails one connect (closed port), then waits: its counters are known exactly.
 # argv: PORT [SECONDS]
 CLOSED_CLIENT = r"""
-import socket, sys, time
+import signal, socket, sys, time
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))   # a normal exit removes the segment
 s = socket.socket()
 try:
     s.connect(("127.0.0.1", int(sys.argv[1])))
