@@ -5,6 +5,8 @@
 #include "config.h"
 #include "sym.h"
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +32,40 @@ const char *tcp_state_name(unsigned st)
 
 struct slot_copy { int n; struct leak *v; };
 
+/* The slot's peer, written either as text ("127.0.0.1:5432") or as a raw struct sockaddr:
+ * text starts with a printable character, a sockaddr with its family's low byte. */
+static void peer_text(const unsigned char *raw, size_t n, char *out, size_t cap)
+{
+  char a[INET6_ADDRSTRLEN];
+  out[0] = 0;
+  if (n < 2) return;
+  if (raw[0] >= 0x20) {
+    size_t k = 0;
+    for (; k < n && k + 1 < cap && raw[k] >= 0x20 && raw[k] < 0x7f; k++) out[k] = (char)raw[k];
+    out[k] = 0;
+    return;
+  }
+  unsigned fam = raw[0] | (unsigned)raw[1] << 8;
+  if (fam == AF_INET && n >= sizeof(struct sockaddr_in)) {
+    struct sockaddr_in in;
+    memcpy(&in, raw, sizeof in);
+    if (inet_ntop(AF_INET, &in.sin_addr, a, sizeof a)) snprintf(out, cap, "%s:%u", a, ntohs(in.sin_port));
+  } else if (fam == AF_INET6 && n >= sizeof(struct sockaddr_in6)) {
+    struct sockaddr_in6 in6;
+    memcpy(&in6, raw, sizeof in6);
+    if (inet_ntop(AF_INET6, &in6.sin6_addr, a, sizeof a)) snprintf(out, cap, "[%s]:%u", a, ntohs(in6.sin6_port));
+  } else if (fam == AF_UNIX) {
+    const unsigned char *p = raw + 2;
+    size_t len = n - 2, k = 0;
+    int abstract = len && p[0] == 0;
+    if (abstract) { p++; len--; }
+    size_t o = (size_t)snprintf(out, cap, "unix:%s", abstract ? "@" : "");
+    for (; k < len && p[k] && o + 1 < cap; k++) out[o++] = p[k] >= 0x20 && p[k] < 0x7f ? (char)p[k] : '?';
+    out[o] = 0;
+    if (o == 5) snprintf(out, cap, "unix:(unnamed)");
+  }
+}
+
 /* Seqlock read of every slot: a slot being rewritten is retried a few times, then skipped. */
 static void read_slots(const struct cg_stats *m, void *arg)
 {
@@ -52,14 +88,14 @@ static void read_slots(const struct cg_stats *m, void *arg)
 #else
       l.ino = v->ino;
 #endif
-      for (size_t k = 0; k < sizeof l.peer - 1 && k < sizeof v->peer; k++) l.peer[k] = v->peer[k];
+      unsigned char raw[sizeof v->peer];
+      for (size_t k = 0; k < sizeof raw; k++) raw[k] = (unsigned char)v->peer[k];
       uint32_t nf = v->nframes;
       l.nframes = nf > CG_STATS_STACK ? CG_STATS_STACK : (int)nf;
       for (int k = 0; k < l.nframes; k++) l.pcs[k] = v->pcs[k];
       atomic_thread_fence(memory_order_acquire);
       if (atomic_load_explicit(&sl->seq, memory_order_relaxed) != s1) continue;
-      l.peer[sizeof l.peer - 1] = 0;
-      l.peer[strnlen(l.peer, sizeof l.peer - 1)] = 0;
+      peer_text(raw, sizeof raw, l.peer, sizeof l.peer);
       /* A free slot (ino 0), one being claimed (all ones), or a closed socket (fd -1). */
       if (l.fd < 0 || l.ino == 0 || l.ino == UINT64_MAX) break;
       c->v[c->n++] = l;

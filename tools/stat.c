@@ -56,6 +56,7 @@ static void print_human(const struct seg *g, int leaks)
   printf("  time waiting         %s\n", d);
   printf("  open sockets         %lld\n", (long long)s->open_sockets);
   printf("  sockets created      %llu\n", (unsigned long long)s->sockets_created);
+  printf("  tracked sockets      %llu\n", (unsigned long long)s->leak_candidates);
   if (leaks >= 0) printf("  leak candidates      %d\n", leaks);
   else printf("  leak candidates      -\n");
   if (s->leak_unpublished)
@@ -92,6 +93,7 @@ static void print_json(const struct seg *g, int leaks)
          (unsigned long long)s->retries, (unsigned long long)s->recoveries, (unsigned long long)s->give_ups,
          (unsigned long long)s->backoff_wait_ns);
   printf(",\"open_sockets\":%lld,\"sockets_created\":%llu", (long long)s->open_sockets, (unsigned long long)s->sockets_created);
+  printf(",\"tracked_sockets\":%llu", (unsigned long long)s->leak_candidates);
   if (leaks >= 0) printf(",\"leak_candidates\":%d", leaks);
   else printf(",\"leak_candidates\":null");
   printf(",\"leaks_reported\":%llu,\"tls_handshakes\":%llu,\"tls_failures\":%llu,\"tls_retries\":%llu",

@@ -97,7 +97,12 @@ static int publish_self(void)
     sl->kind = SOCK_STREAM | AF_INET << 16;
     sl->created_ns = now_ns();
     sl->since_ns = 0;
-    snprintf(sl->peer, sizeof sl->peer, "127.0.0.1:%d", port);
+    /* The peer as a raw sockaddr_in, which the tool reads whether the layout's peer field is
+     * text or raw bytes. */
+    struct sockaddr_in pa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    pa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    memset(sl->peer, 0, sizeof sl->peer);
+    memcpy(sl->peer, &pa, sizeof pa);
     sl->nframes = 1;
     sl->pcs[0] = made_at[k];
     sl->ino = (uint64_t)st[k].st_ino;
