@@ -1,7 +1,7 @@
 /* connguard report FILE...: what a set of connguard logs says, in one screen. Reads JSON and
  * text records (mixed with program output); malformed lines are counted and shown, never fatal.
  * Events it knows: connect_failed, connect_recovered; anything with "leak" in its name is
- * grouped by creation stack; anything starting with "tls" by event and kind. */
+ * grouped by creation stack; tls_failed by cause (docs/tls.md), tls_recovered counted. */
 #include "cg_tool.h"
 #include "logrec.h"
 #include <errno.h>
@@ -99,7 +99,8 @@ struct report {
   struct table reasons;       /* give-up reason: a = count */
   struct table episodes;      /* "pid fd dst": a = 1 open (retried), 0 closed */
   struct table leaks;         /* "event\tstack": a = sockets, b = records, extra = an example */
-  struct table tls;           /* "event\tkind": a = count, extra = example destination */
+  struct table tls;           /* cause: a = failed handshakes, b = retried, c = gave up, extra = an example */
+  long tls_recovered;
   long retried_connects, recovered, gave_up_after_retry, recovered_unmatched;
   int64_t backoff_ms, recover_ms_sum, recover_ms_max, attempts_max;
   long leak_records, leak_sockets;
@@ -206,21 +207,29 @@ static void on_leak(struct report *R, const struct lrec *r)
   }
 }
 
+/* tls_failed (docs/tls.md): grouped by cause; tls_recovered counted; other tls_* events by name. */
 static void on_tls(struct report *R, const struct lrec *r)
 {
-  static const char *const kind_keys[] = { "kind", "reason", "error", "alert", "class" };
+  if (!strcmp(r->event, "tls_recovered")) { R->tls_recovered++; return; }
+  static const char *const kind_keys[] = { "cause", "kind", "alert", "error" };
   const char *kind = NULL;
-  for (size_t i = 0; i < sizeof kind_keys / sizeof kind_keys[0] && !kind; i++) kind = lrec_get(r, kind_keys[i]);
+  if (!strcmp(r->event, "tls_failed"))
+    for (size_t i = 0; i < sizeof kind_keys / sizeof kind_keys[0] && !(kind && *kind); i++) kind = lrec_get(r, kind_keys[i]);
   char key[512];
-  snprintf(key, sizeof key, "%s\t%s", r->event, kind && *kind ? kind : "-");
+  snprintf(key, sizeof key, "%s", kind && *kind ? kind : r->event);
   struct entry *e = tget(&R->tls, key);
   if (!e) return;
   e->a++;
+  const char *action = field_or(r, "action", "");
+  if (!strcmp(action, "retry")) e->b++;
+  else if (!strcmp(action, "give_up")) e->c++;
   if (!e->extra) {
-    const char *d = lrec_get(r, "dst");
-    if (!d) d = lrec_get(r, "peer");
-    if (!d) d = lrec_get(r, "sni");
-    if (d) e->extra = strdup(d);
+    const char *d = lrec_get(r, "dst"), *sni = lrec_get(r, "sni"), *ve = lrec_get(r, "verify_error");
+    char ex[400];
+    snprintf(ex, sizeof ex, "%s%s%s%s%s%s", d ? d : "", sni && *sni ? " sni=" : "", sni && *sni ? sni : "",
+             ve && *ve && strcmp(ve, "ok") ? " (" : "", ve && *ve && strcmp(ve, "ok") ? ve : "",
+             ve && *ve && strcmp(ve, "ok") ? ")" : "");
+    e->extra = strdup(ex);
   }
 }
 
@@ -346,16 +355,16 @@ static void print_report(struct report *R)
       printf("\n    created at: %s\n", tab + 1);
     }
   }
-  if (R->tls.n) {
+  if (R->tls.n || R->tls_recovered) {
     qsort(R->tls.v, R->tls.n, sizeof R->tls.v[0], by_a_desc);
     printf("\nTLS problems by kind:\n");
+    if (R->tls.n) printf("  %-20s %8s %8s %8s  %s\n", "CAUSE", "FAILED", "RETRIED", "GAVE UP", "EXAMPLE");
     for (size_t i = 0; i < R->tls.n; i++) {
       const struct entry *e = &R->tls.v[i];
-      const char *tab = strchr(e->key, '\t');
-      printf("  %-24.*s %-28s %lld", (int)(tab - e->key), e->key, tab + 1, (long long)e->a);
-      if (e->extra) printf("  (e.g. %s)", e->extra);
-      printf("\n");
+      printf("  %-20s %8lld %8lld %8lld  %s\n", e->key, (long long)e->a, (long long)e->b, (long long)e->c,
+             e->extra ? e->extra : "");
     }
+    if (R->tls_recovered) printf("  handshakes recovered by retrying: %ld\n", R->tls_recovered);
   }
   if (!R->records) printf("\nNo connguard records: nothing failed, or the log is elsewhere (CONNGUARD_LOG).\n");
 }

@@ -65,10 +65,13 @@ def test_report_groups_leaks_and_tls_problems():
                       "peer": "127.0.0.1:5432", "stack": frames("PQconnectStart")})
     lines.append({"ts": "2026-01-01T00:00:05Z", "pid": 10, "event": "leak", "sockets": 1, "stack": frames("other_open")})
     lines.append({"ts": "2026-01-01T00:00:06Z", "pid": 10, "event": "leak_summary", "groups": 2, "sockets": 4})
-    lines.append({"ts": "2026-01-01T00:00:07Z", "pid": 11, "event": "tls_handshake_failed", "kind": "cert_verify",
-                  "dst": "127.0.0.1:443"})
-    lines.append({"ts": "2026-01-01T00:00:08Z", "pid": 11, "event": "tls_handshake_failed", "kind": "cert_verify"})
-    lines.append({"ts": "2026-01-01T00:00:09Z", "pid": 11, "event": "tls_handshake_failed", "kind": "reset"})
+    tls = lambda t, cause, action, **kw: dict({"ts": "2026-01-01T00:00:%02dZ" % t, "pid": 11, "event": "tls_failed",
+                                             "cause": cause, "action": action}, **kw)
+    lines.append(tls(7, "expired", "give_up", dst="127.0.0.1:443", sni="cg.test", verify_error="certificate has expired",
+                     reason="not_retryable"))
+    lines.append(tls(8, "expired", "give_up", dst="127.0.0.1:443", sni="cg.test", reason="not_retryable"))
+    lines.append(tls(9, "reset", "retry", dst="127.0.0.1:8443", sni="", delay_ms=20, verify_error="ok"))
+    lines.append({"ts": "2026-01-01T00:00:10Z", "pid": 11, "event": "tls_recovered", "dst": "127.0.0.1:8443", "attempts": 2})
     with open(log, "w") as f:
         for x in lines:
             f.write(json.dumps(x) + "\n")
@@ -80,8 +83,10 @@ def test_report_groups_leaks_and_tls_problems():
           "biggest group first, with its stack", got=r.out)
     check(re.search(r"^  1 socket \(leak, 1 record\)\n    created at: other_open ", r.out, re.M), "second group", got=r.out)
     check("leak_summary" not in r.out.split("Leaks:")[1], "summary records are no group", got=r.out)
-    check(re.search(r"^  tls_handshake_failed\s+cert_verify\s+2  \(e\.g\. 127\.0\.0\.1:443\)$", r.out, re.M), "tls kind", got=r.out)
-    check(re.search(r"^  tls_handshake_failed\s+reset\s+1$", r.out, re.M), "tls reset", got=r.out)
+    check(re.search(r"^  expired\s+2\s+0\s+2  127\.0\.0\.1:443 sni=cg\.test \(certificate has expired\)$", r.out, re.M),
+          "tls cause", got=r.out)
+    check(re.search(r"^  reset\s+1\s+1\s+0  127\.0\.0\.1:8443$", r.out, re.M), "tls reset", got=r.out)
+    check("  handshakes recovered by retrying: 1\n" in r.out, "tls recovered", got=r.out)
     shutil.rmtree(d)
 
 
