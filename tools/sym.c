@@ -189,9 +189,62 @@ static int nkids;
 static int avail = -1;
 static char a2l_path[4096];
 
+/* Answers by module and offset: logs repeat the same stacks over and over. */
 struct cached { char *module; uint64_t off; int ok; struct sym s; };
 static struct cached *cache;
 static int ncache, capcache;
+static int *cidx;            /* open addressing: index + 1 into cache, 0 empty */
+static size_t cidx_cap;
+
+static size_t chash(const char *m, uint64_t off)
+{
+  uint64_t h = 1469598103934665603ULL ^ off * 0x9e3779b97f4a7c15ULL;
+  for (; *m; m++) { h ^= (unsigned char)*m; h *= 1099511628211ULL; }
+  return (size_t)h;
+}
+
+static struct cached *cache_find(const char *module, uint64_t off)
+{
+  if (!cidx_cap) return NULL;
+  for (size_t i = chash(module, off) & (cidx_cap - 1); cidx[i]; i = (i + 1) & (cidx_cap - 1)) {
+    struct cached *c = &cache[cidx[i] - 1];
+    if (c->off == off && !strcmp(c->module, module)) return c;
+  }
+  return NULL;
+}
+
+static void cache_index(int k)
+{
+  for (size_t i = chash(cache[k].module, cache[k].off) & (cidx_cap - 1);; i = (i + 1) & (cidx_cap - 1))
+    if (!cidx[i]) { cidx[i] = k + 1; return; }
+}
+
+static void cache_add(const char *module, uint64_t off, int ok, const struct sym *s)
+{
+  if ((size_t)(ncache + 1) * 2 > cidx_cap) {
+    size_t nc = cidx_cap ? cidx_cap * 2 : 256;
+    int *ni = calloc(nc, sizeof *ni);
+    if (!ni) return;
+    free(cidx);
+    cidx = ni;
+    cidx_cap = nc;
+    for (int k = 0; k < ncache; k++) cache_index(k);
+  }
+  if (ncache == capcache) {
+    int nc = capcache ? capcache * 2 : 128;
+    struct cached *n = realloc(cache, (size_t)nc * sizeof *n);
+    if (!n) return;
+    cache = n;
+    capcache = nc;
+  }
+  cache[ncache].module = strdup(module);
+  if (!cache[ncache].module) return;
+  cache[ncache].off = off;
+  cache[ncache].ok = ok;
+  cache[ncache].s = *s;
+  cache_index(ncache);
+  ncache++;
+}
 
 int sym_available(void)
 {
@@ -363,13 +416,13 @@ int sym_lookup(const char *module_name, uint64_t offset, struct sym *out)
   char found[4096];
   memset(out, 0, sizeof *out);
   if (!module_name || !*module_name) return -1;
+  const struct cached *hit = cache_find(module_name, offset);
+  if (hit) {
+    *out = hit->s;
+    return hit->ok;
+  }
   const char *module = find_module(module_name, found, sizeof found);
-  if (!module) return -1;
-  for (int i = 0; i < ncache; i++)
-    if (cache[i].off == offset && !strcmp(cache[i].module, module)) {
-      *out = cache[i].s;
-      return cache[i].ok;
-    }
+  if (!module) { cache_add(module_name, offset, -1, out); return -1; }
   struct a2l *k = kid_for(module);
   int ok = -1;
   /* A return address points after the call: one byte back is inside it. */
@@ -381,19 +434,7 @@ int sym_lookup(const char *module_name, uint64_t offset, struct sym *out)
     out->func[0] = 0;
     ok = -1;
   }
-  if (ncache == capcache) {
-    int nc = capcache ? capcache * 2 : 64;
-    struct cached *n = realloc(cache, (size_t)nc * sizeof *n);
-    if (!n) return ok;
-    cache = n;
-    capcache = nc;
-  }
-  cache[ncache].module = strdup(module);
-  if (!cache[ncache].module) return ok;
-  cache[ncache].off = offset;
-  cache[ncache].ok = ok;
-  cache[ncache].s = *out;
-  ncache++;
+  cache_add(module_name, offset, ok, out);
   return ok;
 }
 
@@ -411,4 +452,7 @@ void sym_shutdown(void)
   free(cache);
   cache = NULL;
   ncache = capcache = 0;
+  free(cidx);
+  cidx = NULL;
+  cidx_cap = 0;
 }
