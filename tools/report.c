@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---------- a string-keyed table ---------- */
 
@@ -385,6 +386,13 @@ int cmd_report(int argc, char **argv)
   for (int i = optind; i < argc; i++) {
     FILE *f = strcmp(argv[i], "-") ? fopen(argv[i], "re") : stdin;
     if (!f) { errorf("report: cannot open %s: %s", argv[i], strerror(errno)); R->unreadable++; continue; }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+      errorf("report: %s is a directory", argv[i]);
+      R->unreadable++;
+      fclose(f);
+      continue;
+    }
     R->files++;
     read_file(R, f, argv[i]);
     if (f != stdin) fclose(f);

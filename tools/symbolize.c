@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct sym_stats { long records, frames, resolved, malformed; long first_bad; const char *bad_file; char bad_why[160]; };
 
@@ -121,6 +122,13 @@ int cmd_symbolize(int argc, char **argv)
     for (int i = optind; i < argc; i++) {
       FILE *f = strcmp(argv[i], "-") ? fopen(argv[i], "re") : stdin;
       if (!f) { errorf("symbolize: cannot open %s: %s", argv[i], strerror(errno)); fail = 1; continue; }
+      struct stat fst;
+      if (fstat(fileno(f), &fst) == 0 && S_ISDIR(fst.st_mode)) {
+        errorf("symbolize: %s is a directory", argv[i]);
+        fail = 1;
+        fclose(f);
+        continue;
+      }
       fail |= one_file(f, argv[i], &st) != 0;
       if (f != stdin) fclose(f);
     }
