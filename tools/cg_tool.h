@@ -13,6 +13,7 @@
 #define EX_FAIL    1     /* bad input: unknown pid, unreadable file, malformed records */
 #define EX_USAGE_  2
 #define EX_STALE   3     /* stat: counters shown, but the process is gone */
+#define EX_LEAKS   4     /* leaks --fail: candidates found */
 #define EX_RUNFAIL 125   /* run mode: connguard itself could not start the command */
 
 extern const char *cg_prog;   /* "connguard" */

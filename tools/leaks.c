@@ -321,10 +321,11 @@ int cmd_leaks(int argc, char **argv)
 {
   static const struct option lo[] = {
     { "age", required_argument, 0, 'a' }, { "all", no_argument, 0, 'A' },
-    { "no-symbols", no_argument, 0, 'S' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    { "no-symbols", no_argument, 0, 'S' }, { "fail", no_argument, 0, 'F' }, { "help", no_argument, 0, 'h' },
+    { 0, 0, 0, 0 },
   };
   int64_t age = -1;
-  int all = 0, resolve = 1, c;
+  int all = 0, resolve = 1, fail = 0, c;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":ha:", lo, NULL)) != -1) {
@@ -337,7 +338,8 @@ int cmd_leaks(int argc, char **argv)
     }
     case 'A': all = 1; break;
     case 'S': resolve = 0; break;
-    case 'h': puts("usage: connguard leaks [--age DURATION] [--all] [--no-symbols] PID"); return EX_OK_;
+    case 'F': fail = 1; break;
+    case 'h': puts("usage: connguard leaks [--age DURATION] [--all] [--no-symbols] [--fail] PID"); return EX_OK_;
     case ':': return usage_error("leaks", "option %s needs a value", argv[optind - 1]);
     default: return usage_error("leaks", "unknown option '%s'", argv[optind - 1]);
     }
@@ -385,5 +387,5 @@ int cmd_leaks(int argc, char **argv)
   free(v);
   seg_close(&s);
   if (stdout_failed()) return EX_FAIL;
-  return EX_OK_;
+  return fail && cand ? EX_LEAKS : EX_OK_;
 }

@@ -20,7 +20,7 @@ static const char usage_text[] =
   "       connguard stat [--json] PID                  live counters of one process\n"
   "       connguard top [-n N] [-d SECS] [--once]      counters of every process of yours\n"
   "       connguard metrics [PID...]                   the counters in Prometheus text format\n"
-  "       connguard leaks [--age DURATION] [--all] PID sockets that look leaked, with stacks\n"
+  "       connguard leaks [--age DUR] [--all] [--fail] PID  sockets that look leaked, with stacks\n"
   "       connguard report FILE...                     summary of connguard logs (JSON or text)\n"
   "       connguard symbolize [FILE...]                add function and file:line to stack frames\n"
   "       connguard clean                              remove counters left by dead processes\n"

@@ -40,6 +40,8 @@ def test_close_wait_socket_is_a_candidate_with_its_stack():
     check(re.match(r"pid %d \(leaky\): \d+ tracked sockets? open, 1 leak candidate " % p.pid, r.out), "summary", got=r.out)
     # stat and metrics count the same candidate.
     check(tu.stat_json(p.pid)["leak_candidates"] == 1, "stat leak_candidates")
+    r = tu.tool(["leaks", "--fail", str(p.pid)])
+    check(r.returncode == 4, "--fail: exit 4 with a candidate", got=r.err)
     m = tu.tool(["metrics", str(p.pid)])
     check(re.search(r'^connguard_leaked_sockets\{pid="%d",[^}]*\} 1$' % p.pid, m.out, re.M), "metrics", got=m.out)
     cglib.stop(p)
@@ -57,7 +59,8 @@ def test_age_threshold_and_all():
     c = b[fds["C"]]
     check(re.search(r"^LEAK\? fd %d: tcp ESTABLISHED 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:%d," % (fds["C"], fds["port"]), c, re.M)
           and "open longer than the age threshold" in c, "C entry", got=c)
-    r = tu.tool(["leaks", "--all", str(p.pid)])
+    r = tu.tool(["leaks", "--all", "--fail", "--age", "3600s", str(p.pid)])
+    check(r.returncode == 4, "CLOSE_WAIT is a candidate whatever the age", got=r.err)
     b = _blocks(r.out)
     check(b[fds["A"]].startswith("LEAK?") and b[fds["C"]].startswith("ok   "), "--all marks the others ok", got=r.out)
     # The process's own CONNGUARD_LEAK_AGE_MS is the default threshold.
