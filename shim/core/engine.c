@@ -480,6 +480,7 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   }
 
   int64_t t0 = cg_mono_ns();
+  cg_stats_use();
   CG_STAT_ADD(connect_attempts, 1);
   int r = r_connect(fd, a, l);
   if (r == 0) {
@@ -918,7 +919,7 @@ void cg_after_fork_child(void)
     struct cg_fd *ch = atomic_load(&cg_fd_chunks[c]);
     if (ch) for (int i = 0; i < CG_FD_CHUNK; i++) atomic_store(&ch[i].lock, 0);
   }
-  if (cg_cfg.stats) { cg_stats_after_fork(); cg_stats_publish(); }
+  if (cg_cfg.stats) cg_stats_after_fork();
 }
 
 void cg_init(void)

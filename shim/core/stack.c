@@ -146,7 +146,8 @@ void cg_stack_symbolize(uintptr_t pc, struct cg_frame *f)
   /* A return address points after the call; look up pc-1 so the call's function is named. */
   if (pc && dladdr((void *)(pc - 1), &di)) {
     f->offset = pc - (uintptr_t)di.dli_fbase;
-    if (di.dli_fname && di.dli_fname[0]) {
+    /* glibc names the main program by argv[0] ("curl"): give its real path instead. */
+    if (di.dli_fname && strchr(di.dli_fname, '/')) {
       f->module = di.dli_fname;
     } else {
       if (!exe_path[0]) {

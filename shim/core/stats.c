@@ -16,10 +16,10 @@ void cg_stats_path(char *out, unsigned cap, uid_t uid, pid_t pid)
   snprintf(out, cap, "/dev/shm/connguard.%u.%d", (unsigned)uid, (int)pid);
 }
 
+/* Everything but the magic: readers trust nothing until it appears (written last). */
 static void fill_header(struct cg_stats *s)
 {
   struct timespec ts;
-  s->magic = CG_STATS_MAGIC;
   s->version = CG_STATS_VERSION;
   s->size = sizeof *s;
   s->pid = getpid();
@@ -55,8 +55,10 @@ void cg_stats_publish(void)
   memcpy((char *)s + 16, (char *)cg_stats + 16, sizeof *s - 16);
   fill_header(s);
   atomic_thread_fence(memory_order_release);
+  s->magic = CG_STATS_MAGIC;
   cg_stats = s;
   published_pid = pid;
+  cg_stats_pending = 0;
 }
 
 void cg_stats_unpublish(void)
@@ -68,8 +70,13 @@ void cg_stats_unpublish(void)
   published_pid = 0;
 }
 
+int cg_stats_pending;
+
 void cg_stats_after_fork(void)
 {
+  /* Published on the child's first socket activity, not here: a child that only execs or
+   * _exits would otherwise leave a file behind (a shell forks several per command line). */
+  cg_stats_pending = 1;
   /* The child starts from zero counters; the parent's shared mapping stays the parent's. */
   if (published_pid) {
     struct cg_stats *old = cg_stats;

@@ -62,7 +62,10 @@ struct cg_stats {
 extern struct cg_stats *cg_stats;
 void cg_stats_publish(void);     /* creates /dev/shm/connguard.<uid>.<pid> (lazily, once per process) */
 void cg_stats_unpublish(void);   /* at exit */
-void cg_stats_after_fork(void);  /* child: fresh counters, own file */
+void cg_stats_after_fork(void);  /* child: fresh counters; its own file on first use */
+/* Set in a forked child until it publishes: hooks with socket activity call cg_stats_use(). */
+extern int cg_stats_pending;
+static inline void cg_stats_use(void) { if (__builtin_expect(cg_stats_pending, 0)) cg_stats_publish(); }
 /* Path of a process's stats file. */
 void cg_stats_path(char *out, unsigned cap, uid_t uid, pid_t pid);
 

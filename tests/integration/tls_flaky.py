@@ -60,6 +60,8 @@ for i in range(count):
                 continue
         except OSError:
             pass
+        if i == count - 1:
+            s.close()   # the last one: stop listening first, so a reconnect is refused, not queued
         c.close()
         continue
     try:
