@@ -1,4 +1,5 @@
 #include "fdtable.h"
+#include "leak.h"
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -83,9 +84,15 @@ void cg_fd_forget(int fd)
 {
   struct cg_fd *e = cg_fd_peek(fd);
   if (!e) return;
+  /* Nothing known about this number (a regular file, a pipe): no store, no locked instruction,
+   * so the open/close loop of ordinary files costs one peek. */
+  if (atomic_load_explicit(&e->state, memory_order_relaxed) == CG_FD_NONE &&
+      atomic_load_explicit(&e->track, memory_order_relaxed) == 0)
+    return;
   atomic_fetch_add_explicit(&e->gen, 1, memory_order_acq_rel);
   unsigned old = atomic_exchange_explicit(&e->state, CG_FD_NONE, memory_order_acq_rel);
   if (cg_state_active(old)) cg_active_del(fd);
+  if (atomic_load_explicit(&e->track, memory_order_relaxed)) cg_leak_forget(fd, e);
 }
 
 unsigned cg_fd_set_state(int fd, struct cg_fd *e, unsigned st)

@@ -5,6 +5,7 @@
 #define CG_FDTABLE_H
 #include <stdatomic.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -47,13 +48,19 @@ struct cg_fd {
   /* Where the program called connect(): failures seen later (in poll) are reported here. */
   int cnpcs;
   uintptr_t cpcs[CG_FD_STACK];
-  /* Leak tracking (creation site and identity). */
+  /* Leak tracking (creation site and identity), see leak.h. track is written last when a
+   * socket is recorded and cleared first by close(): the other fields are only meaningful
+   * while it is nonzero. */
+  atomic_uint track;          /* 0 untracked, else enum cg_leak_via */
+  atomic_uint slot;           /* leaks[] slot + 1 in the stats segment, 0 none */
   int64_t created_ns;         /* realtime */
-  uint32_t stack_id;
-  uint32_t kind;
+  uint32_t stack_id;          /* in the shared stack table (stacktab.h), 0 = none */
+  uint32_t kind;              /* socket type | family << 16, 0 = unknown */
   pid_t owner;                /* process that created it: children do not report it */
   dev_t dev;
   ino_t ino;
+  socklen_t peerlen;          /* peer given to connect() or returned by accept(), inet only */
+  union { struct sockaddr sa; struct sockaddr_in in; struct sockaddr_in6 in6; } peer;
 };
 
 /* The entry for fd, or NULL when out of range. create: allocate its chunk if missing
@@ -73,7 +80,8 @@ void cg_active_del(int fd);
 /* Snapshot of the active fds into out (at most max). */
 int cg_active_list(int *out, int max);
 
-/* close(): async-signal-safe. Drops the entry's connect state. */
+/* close(): async-signal-safe. Drops the entry's connect state and its leak tracking. Costs one
+ * table peek for an fd the shim knows nothing about (regular files). */
 void cg_fd_forget(int fd);
 
 extern struct cg_fd *_Atomic cg_fd_chunks[CG_FD_MAX_CHUNKS];

@@ -142,6 +142,20 @@ void cg_log_write(const char *buf, size_t len)
   in_log = 0;
 }
 
+void cg_log_prepare(void)
+{
+  if (in_log) return;
+  in_log = 1;
+  int saved = errno;
+  unsigned spins = 0;
+  while (atomic_exchange_explicit(&log_lock, 1, memory_order_acquire))
+    if (++spins > 64) sched_yield();
+  (void)log_open();
+  atomic_store_explicit(&log_lock, 0, memory_order_release);
+  errno = saved;
+  in_log = 0;
+}
+
 void cg_log_after_fork(void)
 {
   atomic_store(&log_lock, 0);
@@ -234,6 +248,43 @@ void cg_rec_int(struct cg_rec *r, const char *k, int64_t v)
   size_t m = mark(r);
   key(r, k);
   cg_buf_i64(&r->b, v);
+  rollback(r, m);
+}
+
+void cg_rec_intlist(struct cg_rec *r, const char *k, const int64_t *v, int n)
+{
+  size_t m = mark(r);
+  key(r, k);
+  if (r->json) cg_buf_putc(&r->b, '[');
+  for (int i = 0; i < n; i++) {
+    if (i) cg_buf_putc(&r->b, ',');
+    cg_buf_i64(&r->b, v[i]);
+  }
+  if (r->json) cg_buf_putc(&r->b, ']');
+  rollback(r, m);
+}
+
+void cg_rec_strlist(struct cg_rec *r, const char *k, const char *const *v, int n)
+{
+  if (!r->json) {
+    char t[1024];
+    struct cg_buf b;
+    cg_buf_init(&b, t, sizeof t);
+    for (int i = 0; i < n; i++) {
+      if (i) cg_buf_putc(&b, ',');
+      cg_buf_puts(&b, v[i] ? v[i] : "");
+    }
+    cg_rec_str(r, k, cg_buf_str(&b));
+    return;
+  }
+  size_t m = mark(r);
+  key(r, k);
+  cg_buf_putc(&r->b, '[');
+  for (int i = 0; i < n; i++) {
+    if (i) cg_buf_putc(&r->b, ',');
+    cg_buf_json_str(&r->b, v[i] ? v[i] : "");
+  }
+  cg_buf_putc(&r->b, ']');
   rollback(r, m);
 }
 

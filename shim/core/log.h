@@ -29,6 +29,9 @@ void cg_rec_str(struct cg_rec *r, const char *key, const char *val);
 void cg_rec_int(struct cg_rec *r, const char *key, int64_t v);
 void cg_rec_addr(struct cg_rec *r, const char *key, const struct sockaddr *sa, unsigned len);
 void cg_rec_errno(struct cg_rec *r, const char *key, int err);
+/* Lists: text key=a,b,c (one value, quoted as a whole when needed); JSON "key":[...]. */
+void cg_rec_intlist(struct cg_rec *r, const char *key, const int64_t *vals, int n);
+void cg_rec_strlist(struct cg_rec *r, const char *key, const char *const *vals, int n);
 /* Text: its own indented line "key: value"; JSON: an ordinary string field. */
 void cg_rec_detail(struct cg_rec *r, const char *key, const char *val);
 /* Frames innermost first: text "#N 0xPC in sym+0xOFF (module+0xOFF)"; JSON "stack":[...]. */
@@ -41,6 +44,9 @@ const char *cg_rec_finish(struct cg_rec *r, size_t *len);
 /* Writes raw bytes to the log destination with one write(); reopens it if the program closed
  * or replaced our descriptor. Never fails the caller. */
 void cg_log_write(const char *buf, size_t len);
+/* Opens (or dups) the log destination now, so that records written at exit still reach it
+ * when the program closes its stderr first (gnulib's close_stdout does). */
+void cg_log_prepare(void);
 /* After fork in the child: a %p path must name the child. */
 void cg_log_after_fork(void);
 /* Resolves the %p template for pid into out. */

@@ -34,6 +34,7 @@ struct cg_real {
   int (*socketpair)(int, int, int, int[2]);
   int (*dup)(int);
   int (*fcntl)(int, int, ...);
+  int (*fcntl64)(int, int, ...);   /* what _FILE_OFFSET_BITS=64 builds call (python3) */
   int (*fclose)(void *);
 };
 

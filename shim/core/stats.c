@@ -1,5 +1,6 @@
 #include "stats.h"
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -10,6 +11,19 @@
 static struct cg_stats private_stats;
 struct cg_stats *cg_stats = &private_stats;
 static pid_t published_pid;
+static uint32_t leak_mode_v, leak_age_v;
+
+/* Everything before leaks[]: the slots are only ever written in a published segment, so copies
+ * and resets leave them alone (touching them would cost each process a megabyte of shm). */
+#define CG_STATS_HEAD offsetof(struct cg_stats, leaks)
+
+void cg_stats_set_leak(uint32_t mode, uint32_t age_ms)
+{
+  leak_mode_v = mode;
+  leak_age_v = age_ms;
+  cg_stats->leak_mode = mode;
+  cg_stats->leak_age_ms = age_ms;
+}
 
 void cg_stats_path(char *out, unsigned cap, uid_t uid, pid_t pid)
 {
@@ -28,6 +42,8 @@ static void fill_header(struct cg_stats *s)
   if (!s->start_ns) s->start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
   ssize_t n = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1);
   s->exe[n > 0 ? n : 0] = 0;
+  s->leak_mode = leak_mode_v;
+  s->leak_age_ms = leak_age_v;
 }
 
 void cg_stats_publish(void)
@@ -52,7 +68,7 @@ void cg_stats_publish(void)
   struct cg_stats *s = m;
   /* Counters gathered before publishing carry over; the header goes last so that readers
    * never see a valid magic on a half-filled segment. */
-  memcpy((char *)s + 16, (char *)cg_stats + 16, sizeof *s - 16);
+  memcpy((char *)s + 16, (char *)cg_stats + 16, CG_STATS_HEAD - 16);
   fill_header(s);
   atomic_thread_fence(memory_order_release);
   s->magic = CG_STATS_MAGIC;
@@ -80,11 +96,13 @@ void cg_stats_after_fork(void)
   /* The child starts from zero counters; the parent's shared mapping stays the parent's. */
   if (published_pid) {
     struct cg_stats *old = cg_stats;
-    memset(&private_stats, 0, sizeof private_stats);
+    memset(&private_stats, 0, CG_STATS_HEAD);
     cg_stats = &private_stats;
     munmap(old, sizeof *old);
     published_pid = 0;
   } else {
-    memset(&private_stats, 0, sizeof private_stats);
+    memset(&private_stats, 0, CG_STATS_HEAD);
   }
+  private_stats.leak_mode = leak_mode_v;
+  private_stats.leak_age_ms = leak_age_v;
 }

@@ -9,26 +9,43 @@
 #include <sys/types.h>
 
 #define CG_STATS_MAGIC   0x54534743u   /* "CGST" little-endian */
-#define CG_STATS_VERSION 1
+#define CG_STATS_VERSION 2             /* 2: leak slots published (leak_mode, via, ino atomic) */
 #define CG_STATS_ERRNOS  136           /* per-errno slots: errno < 136 */
 #define CG_TLS_BUCKETS   12            /* handshake seconds histogram */
-#define CG_LEAK_SLOTS    256           /* published leak candidates */
+#define CG_LEAK_SLOTS    4096          /* published tracked sockets (see struct cg_leak_slot) */
 #define CG_STATS_STACK   16
 
 /* Upper bounds of the TLS handshake histogram buckets, in microseconds (last is +Inf). */
 #define CG_TLS_BUCKET_BOUNDS_US { 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, \
                                   500000, 1000000, 2500000, UINT64_MAX }
 
+/* Live leak data for `connguard leaks PID` (docs/leaks.md). The shim publishes EVERY socket it
+ * tracks (socket, accept, socketpair, dup of a tracked socket) when the program obtains it and
+ * removes it when the program closes it through a call the shim sees. It does not judge:
+ * the tool decides which are leak candidates by joining the slots with /proc/PID/fd (inode ->
+ * fd still open and still that socket; a slot whose fd was closed behind the shim's back, e.g.
+ * by fclose() of an fdopen()ed socket or syscall(SYS_close), stays until its fd number is reused
+ * and must be dropped by that join) and with /proc/net/{tcp,tcp6,unix} (state, CLOSE_WAIT), and
+ * comparing ages with leak_age_ms from the header.
+ *
+ * Reading a slot (seqlock): s1 = seq; if odd, retry later; copy the slot; s2 = seq; if s1 != s2
+ * retry (bounded: give up on a slot after a few tries, it is being rewritten). A copied slot is
+ * live iff ino != 0 and ino != UINT64_MAX. Free slots are reused lowest index first, but live
+ * ones may be scattered: scan all CG_LEAK_SLOTS. The shim fills no slot when leak_mode is 0 or
+ * CONNGUARD_STATS=0 (then no segment exists at all). */
 struct cg_leak_slot {
   atomic_uint seq;                   /* odd while being written (seqlock) */
-  int32_t fd;
-  uint32_t state;                    /* TCP state as in /proc/net/tcp, 0 unknown */
-  uint32_t kind;                     /* socket type | family << 16 */
-  int64_t created_ns;                /* CLOCK_REALTIME */
-  int64_t since_ns;                  /* CLOCK_REALTIME when it became a candidate */
-  uint64_t ino;
-  char peer[64];
-  uint32_t nframes;
+  int32_t fd;                        /* meaningful only while live */
+  uint32_t state;                    /* reserved, 0: the tool reads the state from /proc/net */
+  uint32_t kind;                     /* socket type (SOCK_STREAM...) | family (AF_INET...) << 16; 0 unknown */
+  int64_t created_ns;                /* CLOCK_REALTIME when the program obtained the fd */
+  int64_t since_ns;                  /* reserved, 0: when a candidate is the tool's judgement */
+  _Atomic uint64_t ino;              /* socket inode (/proc/PID/fd -> "socket:[ino]"); 0 free,
+                                        UINT64_MAX being claimed */
+  char peer[64];                     /* "127.0.0.1:5432", "[::1]:443", "unix:/path"; "" unknown.
+                                        From connect() or accept(); /proc/net has the live one */
+  uint32_t nframes;                  /* creation stack: innermost first */
+  uint32_t via;                      /* how it was obtained: 1 socket, 2 accept, 3 socketpair, 4 dup */
   uint64_t pcs[CG_STATS_STACK];      /* raw return addresses; map with /proc/PID/maps */
 };
 
@@ -38,6 +55,8 @@ struct cg_stats {
   uint32_t uid;
   int64_t start_ns;                  /* CLOCK_REALTIME */
   char exe[256];
+  uint32_t leak_mode;                /* 0 leak tracking off (leaks[] stays empty), 1 on */
+  uint32_t leak_age_ms;              /* CONNGUARD_LEAK_AGE_MS of this process */
   _Atomic uint64_t connect_attempts;      /* every connect() the shim saw on a stream socket, retries included */
   _Atomic uint64_t connect_failures;      /* failed attempts */
   _Atomic uint64_t retries;
@@ -45,10 +64,13 @@ struct cg_stats {
   _Atomic uint64_t give_ups;
   _Atomic uint64_t backoff_wait_ns;       /* time spent waiting between attempts */
   _Atomic uint64_t failures_by_errno[CG_STATS_ERRNOS];
-  _Atomic int64_t open_sockets;
-  _Atomic uint64_t sockets_created;
-  _Atomic uint64_t leak_candidates;       /* currently published in leaks[] */
+  _Atomic int64_t open_sockets;           /* tracked socket fds open now (dups included); a socket
+                                             closed behind the shim's back counts until its fd
+                                             number is reused */
+  _Atomic uint64_t sockets_created;       /* sockets obtained: socket, accept, socketpair (2) */
+  _Atomic uint64_t leak_candidates;       /* live slots in leaks[] (every tracked socket; the tool judges) */
   _Atomic uint64_t leaks_reported;        /* at exit */
+  _Atomic uint64_t leak_unpublished;      /* tracked sockets left out of leaks[]: all slots were taken */
   _Atomic uint64_t tls_handshakes;
   _Atomic uint64_t tls_failures;
   _Atomic uint64_t tls_retries;
@@ -66,6 +88,8 @@ void cg_stats_after_fork(void);  /* child: fresh counters; its own file on first
 /* Set in a forked child until it publishes: hooks with socket activity call cg_stats_use(). */
 extern int cg_stats_pending;
 static inline void cg_stats_use(void) { if (__builtin_expect(cg_stats_pending, 0)) cg_stats_publish(); }
+/* Leak tracking parameters published in the header (kept across fork). */
+void cg_stats_set_leak(uint32_t mode, uint32_t age_ms);
 /* Path of a process's stats file. */
 void cg_stats_path(char *out, unsigned cap, uid_t uid, pid_t pid);
 

@@ -1,4 +1,5 @@
 #include "hook.h"
+#include "leak.h"
 #include "tls.h"
 
 CG_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
@@ -7,5 +8,14 @@ CG_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
   cg_init();
   if (!cg_active()) return cg_real.connect(fd, addr, len);
   if (cg_cfg.tls) cg_tls_note_connect(fd);   /* for TLS layers that hide their fd (curl) */
-  return CG_GUARDED(int, cg_connect(fd, addr, len));
+  int r = CG_GUARDED(int, cg_connect(fd, addr, len));
+  /* The destination is the leaked socket's peer if it is never closed (even a refused one). */
+  if (cg_cfg.leaks == CG_LEAKS_EXIT) {
+    int e = errno;
+    cg_in_hook++;
+    cg_leak_note_peer(fd, addr, len);
+    cg_in_hook--;
+    errno = e;
+  }
+  return r;
 }

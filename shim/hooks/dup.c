@@ -1,17 +1,37 @@
-/* dup2/dup3 close their target first: whatever we knew about that number is gone. */
+/* dup2/dup3 close their target first: whatever we knew about that number is gone. The copy
+ * of a tracked socket is itself tracked (leak detection), created where the dup happened. */
 #include "hook.h"
+#include "leak.h"
 #include "stack.h"
+
+static inline int after(int old, int r)
+{
+  if (r >= 0 && cg_leak_enabled()) {
+    int e = errno;
+    cg_in_hook++;
+    cg_leak_dup(old, r);
+    cg_in_hook--;
+    errno = e;
+  }
+  return r;
+}
+
+CG_EXPORT int dup(int old)
+{
+  if (!cg_real_ready() || !cg_real.dup) return (int)syscall(SYS_dup, old);
+  return after(old, cg_real.dup(old));
+}
 
 CG_EXPORT int dup2(int old, int new)
 {
   if (old != new) { cg_fd_forget(new); cg_stack_fd_closed(new, new); }
-  if (cg_real_peek()) return cg_real.dup2(old, new);
+  if (cg_real_peek()) return after(old, cg_real.dup2(old, new));
   return (int)syscall(SYS_dup2, old, new);
 }
 
 CG_EXPORT int dup3(int old, int new, int flags)
 {
   if (old != new) { cg_fd_forget(new); cg_stack_fd_closed(new, new); }
-  if (cg_real_peek()) return cg_real.dup3(old, new, flags);
+  if (cg_real_peek()) return after(old, cg_real.dup3(old, new, flags));
   return (int)syscall(SYS_dup3, old, new, flags);
 }

@@ -1,11 +1,15 @@
 /* Load and unload. Hooks also initialise lazily: other libraries' constructors may connect
  * before ours runs. */
 #include "hook.h"
+#include "leak.h"
 #include "stats.h"
 
 __attribute__((constructor(101))) static void cg_ctor(void)
 {
   cg_init();
+  /* Here, not lazily: the exit report must be registered before main() and the program's own
+   * exit handlers, so that it runs after them (docs/leaks.md). */
+  cg_leak_init();
 }
 
 __attribute__((destructor)) static void cg_dtor(void)

@@ -1,0 +1,661 @@
+#include "leak.h"
+#include "clock.h"
+#include "log.h"
+#include "stack.h"
+#include "stacktab.h"
+#include "stats.h"
+#include "supp.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* ---------- process identity ---------- */
+
+/* Cached for the creation path; refreshed in the fork child. close() does not trust it: a
+ * vfork()ed child (python's subprocess) shares this memory and must not untrack the parent's
+ * sockets when it closes its copies before exec. */
+static atomic_int self_pid_v;
+
+static pid_t self_pid(void)
+{
+  pid_t p = atomic_load_explicit(&self_pid_v, memory_order_relaxed);
+  if (!p) {
+    p = (pid_t)syscall(SYS_getpid);
+    atomic_store_explicit(&self_pid_v, p, memory_order_relaxed);
+  }
+  return p;
+}
+
+/* ---------- publication in the stats segment ---------- */
+
+#define SLOT_WORDS (CG_LEAK_SLOTS / 64)
+static _Atomic uint64_t slot_bits[SLOT_WORDS];   /* process-private: which slots we hold */
+
+static int publishing(void)
+{
+  return cg_cfg.stats;
+}
+
+static int slot_claim(void)
+{
+  for (int w = 0; w < SLOT_WORDS; w++) {
+    uint64_t b = atomic_load_explicit(&slot_bits[w], memory_order_relaxed);
+    while (~b) {
+      int i = __builtin_ctzll(~b);
+      if (atomic_compare_exchange_weak_explicit(&slot_bits[w], &b, b | (1ULL << i),
+                                                memory_order_acq_rel, memory_order_relaxed))
+        return w * 64 + i;
+    }
+  }
+  return -1;
+}
+
+static void slot_write_begin(struct cg_leak_slot *s)
+{
+  atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
+  atomic_thread_fence(memory_order_release);
+}
+
+static void slot_write_end(struct cg_leak_slot *s)
+{
+  atomic_thread_fence(memory_order_release);
+  atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
+}
+
+static void slot_peer(struct cg_leak_slot *s, const struct sockaddr *sa, socklen_t len)
+{
+  struct cg_buf b;
+  cg_buf_init(&b, s->peer, sizeof s->peer);
+  if (sa) cg_buf_sockaddr(&b, sa, len);
+  cg_buf_str(&b);
+}
+
+static void slot_publish(struct cg_fd *e, int fd, unsigned via, const uintptr_t *pcs, int n,
+                         const struct sockaddr *peer, socklen_t plen)
+{
+  if (!publishing()) return;
+  int i = slot_claim();
+  if (i < 0) {
+    CG_STAT_ADD(leak_unpublished, 1);
+    return;
+  }
+  struct cg_leak_slot *s = &cg_stats->leaks[i];
+  slot_write_begin(s);
+  s->fd = fd;
+  s->state = 0;
+  s->kind = e->kind;
+  s->created_ns = e->created_ns;
+  s->since_ns = 0;
+  s->via = via;
+  slot_peer(s, peer, plen);
+  if (n > CG_STATS_STACK) n = CG_STATS_STACK;
+  for (int k = 0; k < n; k++) s->pcs[k] = pcs[k];
+  s->nframes = (uint32_t)n;
+  atomic_store_explicit(&s->ino, (uint64_t)e->ino ? (uint64_t)e->ino : 1, memory_order_release);
+  slot_write_end(s);
+  atomic_store_explicit(&e->slot, (unsigned)i + 1, memory_order_release);
+  CG_STAT_ADD(leak_candidates, 1);
+}
+
+/* Async-signal-safe: atomics only. */
+static void slot_release(struct cg_fd *e)
+{
+  unsigned v = atomic_exchange_explicit(&e->slot, 0, memory_order_acq_rel);
+  if (!v || v > CG_LEAK_SLOTS) return;
+  unsigned i = v - 1;
+  struct cg_leak_slot *s = &cg_stats->leaks[i];
+  slot_write_begin(s);
+  s->fd = -1;
+  atomic_store_explicit(&s->ino, 0, memory_order_release);
+  slot_write_end(s);
+  atomic_fetch_and_explicit(&slot_bits[i / 64], ~(1ULL << (i % 64)), memory_order_acq_rel);
+  CG_STAT_ADD(leak_candidates, -1);
+}
+
+/* ---------- tracking ---------- */
+
+static unsigned kind_of(int domain, int type)
+{
+  return (unsigned)(type & 0xf) | ((unsigned)domain & 0xffff) << 16;
+}
+
+/* Forgets whatever the entry recorded: the number now names something else, so the old socket
+ * was closed in a way we did not see (or the entry is the parent's, inherited across fork). */
+static void drop_stale(struct cg_fd *e)
+{
+  unsigned t = atomic_load_explicit(&e->track, memory_order_acquire);
+  if (!t) return;
+  pid_t real = (pid_t)syscall(SYS_getpid);
+  if (e->owner == real) {
+    if (!atomic_compare_exchange_strong(&e->track, &t, 0)) return;
+    slot_release(e);
+    CG_STAT_ADD(open_sockets, -1);
+  } else if (self_pid() == real) {
+    atomic_compare_exchange_strong(&e->track, &t, 0);   /* inherited from the parent */
+  }
+  /* else: a vfork child running in its parent's memory: nothing here is ours to change. */
+}
+
+static int stack_depth(void)
+{
+  int d = (int)cg_cfg.stack_depth;
+  return d < CG_ST_FRAMES ? d : CG_ST_FRAMES;
+}
+
+static void set_peer(struct cg_fd *e, const struct sockaddr *sa, socklen_t len)
+{
+  e->peerlen = 0;
+  if (!sa) return;
+  if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+    memcpy(&e->peer.in, sa, sizeof(struct sockaddr_in));
+    e->peerlen = sizeof(struct sockaddr_in);
+  } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+    memcpy(&e->peer.in6, sa, sizeof(struct sockaddr_in6));
+    e->peerlen = sizeof(struct sockaddr_in6);
+  }
+}
+
+static void prepare_log_once(pid_t me)
+{
+  static atomic_int prepared_pid;
+  if (atomic_load_explicit(&prepared_pid, memory_order_relaxed) == me) return;
+  atomic_store_explicit(&prepared_pid, me, memory_order_relaxed);
+  cg_log_prepare();
+}
+
+/* Records a socket fd in e. src: the entry it is a dup of (kind, peer copied), or NULL. */
+static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const struct stat *st,
+                   const struct sockaddr *peer, socklen_t plen)
+{
+  pid_t me = self_pid();
+  uintptr_t pcs[CG_ST_FRAMES];
+  int n = stack_depth() > 0 ? cg_stack_capture(pcs, stack_depth()) : 0;
+  e->kind = kind;
+  e->created_ns = cg_realtime_ns();
+  e->owner = me;
+  e->dev = st->st_dev;
+  e->ino = st->st_ino;
+  e->stack_id = cg_stacktab_intern(pcs, n);
+  set_peer(e, peer, plen);
+  atomic_store_explicit(&e->slot, 0, memory_order_relaxed);
+  slot_publish(e, fd, via, pcs, n, peer, plen);
+  atomic_store_explicit(&e->track, via, memory_order_release);
+  CG_STAT_ADD(open_sockets, 1);
+  if (via != CG_VIA_DUP) CG_STAT_ADD(sockets_created, 1);
+  prepare_log_once(me);
+}
+
+static int sys_getsockopt_int(int fd, int level, int opt)
+{
+  int v = 0;
+  socklen_t l = sizeof v;
+  if (syscall(SYS_getsockopt, fd, level, opt, &v, &l) != 0) return -1;
+  return v;
+}
+
+void cg_leak_track(int fd, int via, int domain, int type, const struct sockaddr *peer, socklen_t plen)
+{
+  struct cg_fd *e = cg_fd_get(fd, 1);
+  if (!e) return;
+  drop_stale(e);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  if (domain <= 0) domain = sys_getsockopt_int(fd, SOL_SOCKET, SO_DOMAIN);
+  if (type <= 0) type = sys_getsockopt_int(fd, SOL_SOCKET, SO_TYPE);
+  record(fd, e, (unsigned)via, domain > 0 && type > 0 ? kind_of(domain, type) : 0, &st, peer, plen);
+}
+
+void cg_leak_dup(int oldfd, int newfd)
+{
+  if (newfd < 0 || oldfd == newfd) return;
+  struct cg_fd *e = cg_fd_peek(newfd);
+  if (e) drop_stale(e);
+  struct cg_fd *src = cg_fd_peek(oldfd);
+  /* Only copies of our own tracked sockets; stdio numbers are redirections (inetd style), not
+   * sockets the program holds on to. */
+  if (!src || !atomic_load_explicit(&src->track, memory_order_acquire) || newfd <= 2 ||
+      src->owner != (pid_t)syscall(SYS_getpid))   /* raw: a vfork child (python's subprocess
+                                                      dup2()s before exec) shares our memory */
+    return;
+  if (!e && !(e = cg_fd_get(newfd, 1))) return;
+  struct stat st;
+  if (fstat(newfd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_dev != src->dev || st.st_ino != src->ino)
+    return;   /* the source entry was stale */
+  record(newfd, e, CG_VIA_DUP, src->kind, &st, src->peerlen ? &src->peer.sa : NULL, src->peerlen);
+}
+
+void cg_leak_note_peer(int fd, const struct sockaddr *addr, socklen_t len)
+{
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (!e || !addr || len < sizeof(sa_family_t) || !atomic_load_explicit(&e->track, memory_order_acquire) ||
+      e->owner != self_pid())
+    return;
+  int fam = addr->sa_family;
+  if (fam != AF_INET && fam != AF_INET6 && fam != AF_UNIX) return;   /* AF_UNSPEC: a disconnect */
+  set_peer(e, addr, len);
+  unsigned v = atomic_load_explicit(&e->slot, memory_order_acquire);
+  if (v && v <= CG_LEAK_SLOTS) {
+    struct cg_leak_slot *s = &cg_stats->leaks[v - 1];
+    slot_write_begin(s);
+    slot_peer(s, addr, len);
+    slot_write_end(s);
+  }
+}
+
+void cg_leak_replaced(int fd)
+{
+  struct cg_fd *e = cg_fd_peek(fd);
+  struct stat st;
+  if (!e || !atomic_load_explicit(&e->track, memory_order_acquire) || fstat(fd, &st) != 0) return;
+  e->dev = st.st_dev;
+  e->ino = st.st_ino;
+  unsigned v = atomic_load_explicit(&e->slot, memory_order_acquire);
+  if (v && v <= CG_LEAK_SLOTS) {
+    struct cg_leak_slot *s = &cg_stats->leaks[v - 1];
+    slot_write_begin(s);
+    atomic_store_explicit(&s->ino, (uint64_t)st.st_ino ? (uint64_t)st.st_ino : 1, memory_order_release);
+    slot_write_end(s);
+  }
+}
+
+void cg_leak_forget(int fd, struct cg_fd *e)
+{
+  (void)fd;
+  unsigned t = atomic_load_explicit(&e->track, memory_order_acquire);
+  if (!t) return;
+  /* Only the owner untracks: a forked child closing its inherited copy leaves the parent's
+   * socket alone, and a vfork child shares our memory (raw getpid: glibc does not cache it). */
+  if (e->owner != (pid_t)syscall(SYS_getpid)) return;
+  if (!atomic_compare_exchange_strong(&e->track, &t, 0)) return;
+  slot_release(e);
+  CG_STAT_ADD(open_sockets, -1);
+}
+
+/* ---------- exit report ---------- */
+
+static struct cg_supp supp;
+
+void cg_leak_load_suppressions(const char *path)
+{
+  char warn[512];
+  if (!path || !*path) { supp.n = 0; return; }
+  if (cg_supp_load(&supp, path, warn, sizeof warn) != 0) {
+    size_t n = strlen(warn);
+    warn[n] = '\n';
+    if (write(2, warn, n + 1) < 0) { /* stderr closed: nothing to tell */ }
+  }
+}
+
+struct item {
+  int fd;
+  uint32_t stack_id;
+  struct cg_fd *e;
+};
+
+struct group {
+  unsigned first, count;
+};
+
+/* Shell sort: no allocation (qsort may malloc at exit), n is the number of leaked fds. */
+static int item_less(const struct item *a, const struct item *b)
+{
+  if (a->stack_id != b->stack_id) return a->stack_id < b->stack_id;
+  return a->fd < b->fd;
+}
+
+static void sort_items(struct item *v, unsigned n)
+{
+  for (unsigned gap = n / 2; gap > 0; gap /= 2)
+    for (unsigned i = gap; i < n; i++) {
+      struct item t = v[i];
+      unsigned j = i;
+      for (; j >= gap && item_less(&t, &v[j - gap]); j -= gap) v[j] = v[j - gap];
+      v[j] = t;
+    }
+}
+
+static int group_less(const struct group *a, const struct group *b, const struct item *it)
+{
+  if (a->count != b->count) return a->count > b->count;
+  return it[a->first].fd < it[b->first].fd;
+}
+
+static void sort_groups(struct group *g, unsigned n, const struct item *it)
+{
+  for (unsigned gap = n / 2; gap > 0; gap /= 2)
+    for (unsigned i = gap; i < n; i++) {
+      struct group t = g[i];
+      unsigned j = i;
+      for (; j >= gap && group_less(&t, &g[j - gap], it); j -= gap) g[j] = g[j - gap];
+      g[j] = t;
+    }
+}
+
+static const char *kind_name(unsigned kind, char *buf, size_t cap)
+{
+  int fam = (int)(kind >> 16), type = (int)(kind & 0xffff);
+  const char *tn = type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" :
+                   type == SOCK_SEQPACKET ? "seqpacket" : type == SOCK_RAW ? "raw" : NULL;
+  if (fam == AF_INET || fam == AF_INET6) {
+    const char *six = fam == AF_INET6 ? "6" : "";
+    const char *base = type == SOCK_STREAM ? "tcp" : type == SOCK_DGRAM ? "udp" : type == SOCK_RAW ? "raw" : NULL;
+    if (base) { snprintf(buf, cap, "%s%s", base, six); return buf; }
+  } else if (fam == AF_UNIX && tn) {
+    snprintf(buf, cap, "unix-%s", tn);
+    return buf;
+  } else if (fam == AF_NETLINK) {
+    return "netlink";
+  } else if (fam == AF_PACKET) {
+    return "packet";
+  }
+  if (!kind) return "socket";
+  snprintf(buf, cap, "family%d-type%d", fam, type);
+  return buf;
+}
+
+static const char *via_name(unsigned via)
+{
+  switch (via) {
+  case CG_VIA_SOCKET: return "socket";
+  case CG_VIA_ACCEPT: return "accept";
+  case CG_VIA_SOCKETPAIR: return "socketpair";
+  case CG_VIA_DUP: return "dup";
+  default: return "?";
+  }
+}
+
+static const char *const tcp_states[] = {
+  "UNKNOWN", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+  "UNCONNECTED" /* TCP_CLOSE: never connected, or reset */, "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
+};
+
+/* The live state: TCP's own for TCP sockets, else LISTEN / CONNECTED / UNCONNECTED. */
+static const char *state_of(int fd, unsigned kind)
+{
+  int fam = (int)(kind >> 16), type = (int)(kind & 0xffff);
+  if ((fam == AF_INET || fam == AF_INET6) && type == SOCK_STREAM) {
+    struct tcp_info ti;
+    socklen_t l = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 &&
+        ti.tcpi_state < sizeof tcp_states / sizeof *tcp_states)
+      return tcp_states[ti.tcpi_state];
+  }
+  if (sys_getsockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN) == 1) return "LISTEN";
+  struct sockaddr_storage ss;
+  socklen_t l = sizeof ss;
+  if (syscall(SYS_getpeername, fd, &ss, &l) == 0) return "CONNECTED";
+  return "UNCONNECTED";
+}
+
+#define LIST_MAX 4        /* distinct addresses / states shown per group */
+#define FDS_MAX 64        /* fds listed per group (sockets= has the count) */
+#define ADDR_LEN 112
+
+struct distinct {
+  int n, more;
+  char v[LIST_MAX][ADDR_LEN];
+  const char *p[LIST_MAX];
+};
+
+static void distinct_add(struct distinct *d, const char *s)
+{
+  if (!s || !*s) return;
+  for (int i = 0; i < d->n; i++) if (!strcmp(d->v[i], s)) return;
+  if (d->n == LIST_MAX) { d->more = 1; return; }
+  snprintf(d->v[d->n], ADDR_LEN, "%s", s);
+  d->p[d->n] = d->v[d->n];
+  d->n++;
+}
+
+/* An inet socket that was never bound or connected reports the wildcard with port 0: noise. */
+static int bound(const struct sockaddr_storage *ss, socklen_t l)
+{
+  if (ss->ss_family == AF_INET && l >= sizeof(struct sockaddr_in))
+    return ((const struct sockaddr_in *)ss)->sin_port != 0;
+  if (ss->ss_family == AF_INET6 && l >= sizeof(struct sockaddr_in6))
+    return ((const struct sockaddr_in6 *)ss)->sin6_port != 0;
+  return 1;
+}
+
+static void addr_str(char *out, size_t cap, const struct sockaddr *sa, socklen_t len)
+{
+  struct cg_buf b;
+  cg_buf_init(&b, out, cap);
+  cg_buf_sockaddr(&b, sa, len);
+  cg_buf_str(&b);
+}
+
+/* Up to LIST_MAX values; when there were more, the last one shown is "...". */
+static void put_distinct(struct cg_rec *r, const char *key, struct distinct *d)
+{
+  if (!d->n) return;
+  const char *vals[LIST_MAX];
+  for (int i = 0; i < d->n; i++) vals[i] = d->p[i];
+  if (d->more) vals[d->n - 1] = "...";
+  cg_rec_strlist(r, key, vals, d->n);
+}
+
+static int group_suppressed(const uintptr_t *pcs, int n, unsigned count)
+{
+  struct cg_frame f;
+  if (!supp.n) return 0;
+  for (int i = 0; i < n; i++) {
+    cg_stack_symbolize(pcs[i], &f);
+    int k = cg_supp_match(&supp, f.symbol, f.module);
+    if (k >= 0) { supp.hits[k] += count; return 1; }
+  }
+  return 0;
+}
+
+static void report_group(const struct item *it, unsigned count, int64_t now)
+{
+  const uintptr_t *pcs = NULL;
+  int n = cg_stacktab_get(it[0].stack_id, &pcs);
+  int64_t fds[FDS_MAX];
+  int nf = 0;
+  int64_t oldest = now;
+  unsigned kind = 0;
+  int close_wait = 0, listen = 0;
+  struct distinct states, locals, peers;
+  memset(&states, 0, sizeof states);
+  memset(&locals, 0, sizeof locals);
+  memset(&peers, 0, sizeof peers);
+  for (unsigned i = 0; i < count; i++) {
+    const struct cg_fd *e = it[i].e;
+    int fd = it[i].fd;
+    if (nf < FDS_MAX) fds[nf++] = fd;
+    if (e->created_ns < oldest) oldest = e->created_ns;
+    unsigned k = e->kind;
+    if (!k) {
+      int d = sys_getsockopt_int(fd, SOL_SOCKET, SO_DOMAIN), t = sys_getsockopt_int(fd, SOL_SOCKET, SO_TYPE);
+      if (d > 0 && t > 0) k = kind_of(d, t);
+    }
+    if (!kind) kind = k;
+    const char *st = state_of(fd, k);
+    if (!strcmp(st, "CLOSE_WAIT")) close_wait++;
+    if (!strcmp(st, "LISTEN")) listen++;
+    distinct_add(&states, st);
+    char a[ADDR_LEN];
+    struct sockaddr_storage ss;
+    socklen_t l = sizeof ss;
+    if (syscall(SYS_getsockname, fd, &ss, &l) == 0 && bound(&ss, l)) {
+      addr_str(a, sizeof a, (struct sockaddr *)&ss, l);
+      distinct_add(&locals, a);
+    }
+    l = sizeof ss;
+    if (syscall(SYS_getpeername, fd, &ss, &l) == 0) {
+      addr_str(a, sizeof a, (struct sockaddr *)&ss, l);
+      distinct_add(&peers, a);
+    } else if (e->peerlen) {
+      addr_str(a, sizeof a, &e->peer.sa, e->peerlen);   /* refused or reset: where it was going */
+      distinct_add(&peers, a);
+    }
+  }
+  char kb[48];
+  struct cg_rec r;
+  cg_rec_begin(&r, "leak");
+  cg_rec_int(&r, "sockets", count);
+  cg_rec_intlist(&r, "fds", fds, nf);
+  cg_rec_str(&r, "kind", kind_name(kind, kb, sizeof kb));
+  cg_rec_str(&r, "via", via_name(atomic_load(&it[0].e->track)));
+  put_distinct(&r, "state", &states);
+  cg_rec_int(&r, "age_ms", (now - oldest) / 1000000);
+  put_distinct(&r, "local", &locals);
+  put_distinct(&r, "peer", &peers);
+  char hint[256];
+  const char *what = count == 1 ? "socket" : "sockets";
+  if (close_wait)
+    snprintf(hint, sizeof hint, "%u %s still open at exit, %d in CLOSE_WAIT: the peer closed and the program "
+             "never closed its end; obtained at:", count, what, close_wait);
+  else if (listen == (int)count)
+    snprintf(hint, sizeof hint, "%u listening %s still open at exit; obtained at:", count, what);
+  else
+    snprintf(hint, sizeof hint, "%u %s still open at exit, never closed; obtained at:", count, what);
+  cg_rec_detail(&r, "hint", hint);
+  if (n > 0) cg_rec_stack(&r, pcs, n);
+  cg_rec_emit(&r);
+}
+
+int cg_leak_report(int status, struct cg_leak_summary *sum)
+{
+  struct cg_leak_summary s;
+  memset(&s, 0, sizeof s);
+  pid_t me = (pid_t)syscall(SYS_getpid);
+  int64_t now = cg_realtime_ns();
+
+  /* Pass 1: how many entries this process tracks (sizes the scratch memory). */
+  unsigned tracked = 0;
+  for (int c = 0; c < CG_FD_MAX_CHUNKS; c++) {
+    struct cg_fd *ch = atomic_load_explicit(&cg_fd_chunks[c], memory_order_acquire);
+    if (!ch) continue;
+    for (int i = 0; i < CG_FD_CHUNK; i++)
+      if (atomic_load_explicit(&ch[i].track, memory_order_acquire) && ch[i].owner == me) tracked++;
+  }
+  int out = status;
+  if (!tracked) goto done;
+  size_t bytes = tracked * (sizeof(struct item) + sizeof(struct group));
+  void *mem = mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) goto done;
+  struct item *items = mem;
+  struct group *groups = (struct group *)(items + tracked);
+
+  /* Pass 2: only what is still open and still the same socket. */
+  unsigned n = 0;
+  for (int c = 0; c < CG_FD_MAX_CHUNKS && n < tracked; c++) {
+    struct cg_fd *ch = atomic_load_explicit(&cg_fd_chunks[c], memory_order_acquire);
+    if (!ch) continue;
+    for (int i = 0; i < CG_FD_CHUNK && n < tracked; i++) {
+      struct cg_fd *e = &ch[i];
+      if (!atomic_load_explicit(&e->track, memory_order_acquire) || e->owner != me) continue;
+      int fd = (c << CG_FD_CHUNK_BITS) | i;
+      struct stat st;
+      if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_dev != e->dev || st.st_ino != e->ino) {
+        s.stale++;
+        continue;
+      }
+      items[n].fd = fd;
+      items[n].stack_id = e->stack_id;
+      items[n].e = e;
+      n++;
+    }
+  }
+  sort_items(items, n);
+  unsigned ng = 0;
+  for (unsigned i = 0; i < n;) {
+    unsigned j = i + 1;
+    while (j < n && items[j].stack_id == items[i].stack_id) j++;
+    groups[ng].first = i;
+    groups[ng].count = j - i;
+    ng++;
+    i = j;
+  }
+  sort_groups(groups, ng, items);
+  for (unsigned g = 0; g < ng; g++) {
+    const struct item *it = &items[groups[g].first];
+    const uintptr_t *pcs = NULL;
+    int np = cg_stacktab_get(it->stack_id, &pcs);
+    if (group_suppressed(pcs, np, groups[g].count)) {
+      s.suppressed += groups[g].count;
+      s.suppressed_groups++;
+      continue;
+    }
+    report_group(it, groups[g].count, now);
+    s.groups++;
+    s.sockets += groups[g].count;
+  }
+  munmap(mem, bytes);
+
+done:
+  if (s.sockets && status == 0 && cg_cfg.leak_exitcode) out = (int)cg_cfg.leak_exitcode;
+  if (s.groups || s.suppressed) {
+    struct cg_rec r;
+    char hint[200];
+    cg_rec_begin(&r, "leak_summary");
+    cg_rec_int(&r, "groups", s.groups);
+    cg_rec_int(&r, "sockets", s.sockets);
+    cg_rec_int(&r, "suppressed", s.suppressed);
+    if (out != status) cg_rec_int(&r, "exit_code", out);
+    snprintf(hint, sizeof hint, "SUMMARY: connguard: %u %s leaked in %u %s", s.sockets,
+             s.sockets == 1 ? "socket" : "sockets", s.groups, s.groups == 1 ? "group" : "groups");
+    if (s.suppressed) {
+      size_t l = strlen(hint);
+      snprintf(hint + l, sizeof hint - l, ", %u suppressed", s.suppressed);
+    }
+    if (out != status) {
+      size_t l = strlen(hint);
+      snprintf(hint + l, sizeof hint - l, "; exit status %d (CONNGUARD_LEAK_EXITCODE)", out);
+    }
+    cg_rec_detail(&r, "hint", hint);
+    cg_rec_emit(&r);
+  }
+  CG_STAT_ADD(leaks_reported, s.sockets);
+  if (sum) *sum = s;
+  return out;
+}
+
+/* ---------- exit and fork ---------- */
+
+static void at_exit(int status, void *arg)
+{
+  (void)arg;
+  if (!cg_enabled || cg_cfg.leaks != CG_LEAKS_EXIT) return;
+  cg_in_hook++;
+  int out = cg_leak_report(status, NULL);
+  cg_in_hook--;
+  if (out != status) {
+    /* Still inside exit(): every exit handler and destructor has run (ours was registered
+     * first, so it runs last), only stdio's final flush remains; do it, then leave with the
+     * new status. */
+    fflush(NULL);
+    _exit(out);
+  }
+}
+
+static void after_fork_child(void)
+{
+  atomic_store(&self_pid_v, (pid_t)syscall(SYS_getpid));
+  /* The child has a fresh stats segment: none of the parent's slots are ours. */
+  for (int w = 0; w < SLOT_WORDS; w++) atomic_store(&slot_bits[w], 0);
+}
+
+void cg_leak_init(void)
+{
+  static atomic_int done;
+  if (!cg_enabled || cg_cfg.leaks != CG_LEAKS_EXIT || atomic_exchange(&done, 1)) return;
+  self_pid();
+  cg_stats_set_leak(1, cg_cfg.leak_age_ms);
+  if (cg_cfg.suppressions[0]) cg_leak_load_suppressions(cg_cfg.suppressions);
+  pthread_atfork(NULL, NULL, after_fork_child);
+  on_exit(at_exit, NULL);
+}

@@ -1,0 +1,64 @@
+/* Socket leak detection (docs/leaks.md).
+ *
+ * Every socket the program obtains through a call the shim sees (socket, accept/accept4,
+ * socketpair, and dup/dup2/dup3/fcntl F_DUPFD* of a tracked socket) is recorded in its fd-table
+ * entry: creation stack (interned in stacktab.h, 4 bytes per socket), kind, peer, creation
+ * time, device + inode, owner pid. It is also published in the stats segment for
+ * `connguard leaks PID`. close() and the other close paths the shim sees drop it with atomics
+ * only. At exit, what is still tracked, owned by this process and still the same socket
+ * (fstat: device + inode) is reported grouped by creation stack, then one summary record.
+ *
+ * Closes the shim cannot see (fclose of an fdopen()ed socket, syscall(SYS_close), raw dup2,
+ * exec) leave stale entries: they are dropped when the fd number is obtained again, and the
+ * identity check keeps them out of the report. Sockets created while the shim itself runs
+ * (cg_in_hook) are never tracked: shim-internal sockets must be created inside the recursion
+ * guard or with cg_real.socket / raw syscalls. */
+#ifndef CG_LEAK_H
+#define CG_LEAK_H
+#include <stdint.h>
+#include <sys/socket.h>
+#include "engine.h"
+#include "fdtable.h"
+
+enum cg_leak_via { CG_VIA_SOCKET = 1, CG_VIA_ACCEPT = 2, CG_VIA_SOCKETPAIR = 3, CG_VIA_DUP = 4 };
+
+/* Once, from the constructor after cg_init(): registers the exit report (on_exit, early, so it
+ * runs after the program's own exit handlers and destructors), loads the suppressions file
+ * (one warning when bad) and the fork handler. Does nothing when CONNGUARD_LEAKS=off. */
+void cg_leak_init(void);
+/* Whether hooks should record new sockets: shim enabled, CONNGUARD_LEAKS=exit, not inside
+ * the shim itself. */
+static inline int cg_leak_enabled(void)
+{
+  return cg_enabled && !cg_in_hook && cg_cfg.leaks == CG_LEAKS_EXIT;
+}
+
+/* A socket fd the program has just obtained. domain/type: 0 when unknown (queried). peer: the
+ * address accept() returned, or NULL. Not for signal context (stack unwinding). */
+void cg_leak_track(int fd, int via, int domain, int type, const struct sockaddr *peer, socklen_t plen);
+/* newfd is now a copy of oldfd (dup, dup2, dup3, F_DUPFD*): tracked when oldfd is a tracked
+ * socket of this process; whatever newfd was before is forgotten. */
+void cg_leak_dup(int oldfd, int newfd);
+/* connect() was called on fd with this destination: remembered as its peer. */
+void cg_leak_note_peer(int fd, const struct sockaddr *addr, socklen_t len);
+/* The shim replaced the socket behind a tracked fd (a retry that dup2()s a fresh socket over
+ * it): takes the new device + inode so the exit check still recognises it. */
+void cg_leak_replaced(int fd);
+/* Close paths (cg_fd_forget): async-signal-safe, atomics and one getpid() only. */
+void cg_leak_forget(int fd, struct cg_fd *e);
+
+struct cg_leak_summary {
+  unsigned groups, sockets;                 /* reported (not suppressed) */
+  unsigned suppressed, suppressed_groups;
+  unsigned stale;                           /* entries dropped by the identity check */
+};
+/* Writes one "leak" record per group of this process's leaked sockets and, when there was
+ * anything to say, one "leak_summary" record. status: the exit status the program asked for;
+ * returns the one to exit with (CONNGUARD_LEAK_EXITCODE applied when leaks were reported and
+ * status was 0). */
+int cg_leak_report(int status, struct cg_leak_summary *sum);
+
+/* Tests: loads suppressions from path now (warning to fd 2 as at start). */
+void cg_leak_load_suppressions(const char *path);
+
+#endif

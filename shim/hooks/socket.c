@@ -1,0 +1,18 @@
+/* socket(): where most sockets a program holds begin; recorded for leak detection. */
+#include "hook.h"
+#include "leak.h"
+
+CG_EXPORT int socket(int domain, int type, int protocol)
+{
+  if (!cg_real_ready()) return (int)syscall(SYS_socket, domain, type, protocol);
+  cg_init();
+  int fd = cg_real.socket(domain, type, protocol);
+  if (fd >= 0 && cg_leak_enabled()) {
+    int e = errno;
+    cg_in_hook++;
+    cg_leak_track(fd, CG_VIA_SOCKET, domain, type, NULL, 0);
+    cg_in_hook--;
+    errno = e;
+  }
+  return fd;
+}

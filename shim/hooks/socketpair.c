@@ -1,0 +1,19 @@
+/* socketpair(): two sockets that are not socket() calls (field notes §3). */
+#include "hook.h"
+#include "leak.h"
+
+CG_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+  if (!cg_real_ready()) return (int)syscall(SYS_socketpair, domain, type, protocol, sv);
+  cg_init();
+  int r = cg_real.socketpair(domain, type, protocol, sv);
+  if (r == 0 && cg_leak_enabled()) {
+    int e = errno;
+    cg_in_hook++;
+    cg_leak_track(sv[0], CG_VIA_SOCKETPAIR, domain, type, NULL, 0);
+    cg_leak_track(sv[1], CG_VIA_SOCKETPAIR, domain, type, NULL, 0);
+    cg_in_hook--;
+    errno = e;
+  }
+  return r;
+}
