@@ -268,14 +268,22 @@ void cg_leak_replaced(int fd)
   }
 }
 
+int cg_leak_borrowed_memory(void)
+{
+  pid_t cached = atomic_load_explicit(&self_pid_v, memory_order_relaxed);
+  return cached && cached != (pid_t)syscall(SYS_getpid);
+}
+
 void cg_leak_forget(int fd, struct cg_fd *e)
 {
   (void)fd;
   unsigned t = atomic_load_explicit(&e->track, memory_order_acquire);
   if (!t) return;
   /* Only the owner untracks: a forked child closing its inherited copy leaves the parent's
-   * socket alone, and a vfork child shares our memory (raw getpid: glibc does not cache it). */
-  if (e->owner != (pid_t)syscall(SYS_getpid)) return;
+   * socket alone. The cached pid, not getpid(): a syscall on every socket close costs more
+   * than the rare case it would catch (a vfork child closing tracked sockets one by one; the
+   * bulk closes such children do, close_range/closefrom, check cg_leak_borrowed_memory). */
+  if (e->owner != self_pid()) return;
   if (!atomic_compare_exchange_strong(&e->track, &t, 0)) return;
   slot_release(e);
   CG_STAT_ADD(open_sockets, -1);
@@ -376,7 +384,7 @@ static const char *via_name(unsigned via)
 
 static const char *const tcp_states[] = {
   "UNKNOWN", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
-  "UNCONNECTED" /* TCP_CLOSE: never connected, or reset */, "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
+  "CLOSED" /* TCP_CLOSE: never connected, or reset */, "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
 };
 
 /* The live state: TCP's own for TCP sockets, else LISTEN / CONNECTED / UNCONNECTED. */

@@ -44,8 +44,12 @@ void cg_leak_note_peer(int fd, const struct sockaddr *addr, socklen_t len);
 /* The shim replaced the socket behind a tracked fd (a retry that dup2()s a fresh socket over
  * it): takes the new device + inode so the exit check still recognises it. */
 void cg_leak_replaced(int fd);
-/* Close paths (cg_fd_forget): async-signal-safe, atomics and one getpid() only. */
+/* Close paths (cg_fd_forget): async-signal-safe, atomics only. */
 void cg_leak_forget(int fd, struct cg_fd *e);
+/* 1 in a child that runs in its parent's memory (vfork, or a raw clone without fork
+ * handlers): closes there must not touch the shared fd table. One getpid() syscall:
+ * for bulk close paths (close_range, closefrom), not for every close(). */
+int cg_leak_borrowed_memory(void);
 
 struct cg_leak_summary {
   unsigned groups, sockets;                 /* reported (not suppressed) */

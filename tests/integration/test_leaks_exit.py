@@ -1,0 +1,121 @@
+"""Issue 3: leaked sockets reported at exit, grouped by creation stack (LeakSanitizer-like)."""
+import os
+import re
+
+import cglib
+import leaklib
+from cglib import check
+
+PY = os.path.realpath(cglib.PYTHON)
+
+
+def _pool_checks(p, n, m):
+    check(p.returncode == 0 and p.out == "ok\n", "the program's own result changed", got=p.err)
+    check(len(p.leaks) == 2, "expected one group of clients and one of accepted sockets", got=p.err)
+    g = leaklib.by_via(p.leaks)
+    cl, ac = g["socket"], g["accept"]
+    check(cl["sockets"] == n and len(cl["fds"]) == n, "client group count", got=p.err)
+    check(ac["sockets"] == m and len(ac["fds"]) == m, "accepted group count", got=p.err)
+    fds = cl["fds"] + ac["fds"]
+    check(len(set(fds)) == n + m and min(fds) >= 3, "fds must be distinct program fds", got=p.err)
+    check(cl["kind"] == "tcp" and ac["kind"] == "tcp", "kind", got=p.err)
+    # The clients went to the program's own listener: their peer is the accepted side's local.
+    check(len(ac["local"]) == 1 and cl["peer"] == ac["local"], "addresses", got=p.err)
+    check(re.match(r"^127\.0\.0\.1:\d+$", ac["local"][0]), "listener address", got=p.err)
+    check(len(ac["peer"]) == m and all(x in cl["local"] for x in ac["peer"]), "accepted peers are the clients", got=p.err)
+    check(set(ac["state"]) == {"ESTABLISHED"}, "accepted state", got=p.err)
+    # The listener was closed with n - m connections unaccepted: those clients were reset.
+    check(set(cl["state"]) <= {"ESTABLISHED", "CLOSED"} and "ESTABLISHED" in cl["state"], "client states", got=p.err)
+    for r in (cl, ac):
+        check(0 <= r["age_ms"] < 60000, "age", got=p.err)
+        check("still open at exit" in r["hint"], "hint", got=p.err)
+        check(len(r["stack"]) >= 5, "a creation stack", got=p.err)
+        check(os.path.realpath(r["stack"][0]["module"]) == PY, "the stack must point into the program (python3)", got=p.err)
+    check(cl["stack"] != ac["stack"], "different call sites, different stacks", got=p.err)
+    check(len(p.sums) == 1, "one summary", got=p.err)
+    s = p.sums[0]
+    check((s["groups"], s["sockets"], s["suppressed"]) == (2, n + m, 0), "summary counts", got=p.err)
+    check("exit_code" not in s, "no exit status change was asked for", got=p.err)
+
+
+def test_python_pool_leak_text():
+    p = leaklib.run([cglib.PYTHON, leaklib.prog("pool_leak.py"), "3", "2"])
+    _pool_checks(p, 3, 2)
+    check("SUMMARY: connguard: 5 sockets leaked in 2 groups" in p.err, "sanitizer-like summary", got=p.err)
+    # Text layout: header, hint, frames, all prefixed with ==PID==.
+    pid = p.leaks[0]["pid"]
+    for line in p.err.splitlines():
+        check(line.startswith("==%d== " % pid), "every report line carries the pid prefix", got=p.err)
+
+
+def test_python_pool_leak_json():
+    p = leaklib.run([cglib.PYTHON, leaklib.prog("pool_leak.py"), "4", "1"], fmt="json")
+    _pool_checks(p, 4, 1)
+    for r in p.leaks:
+        check(all(isinstance(x, int) for x in r["fds"]), "fds is a JSON array of numbers", got=p.err)
+        check(isinstance(r["sockets"], int) and isinstance(r["state"], list), "types", got=p.err)
+        for f in r["stack"]:
+            check(re.match(r"^0x[0-9a-f]+$", f["pc"]) and re.match(r"^0x[0-9a-f]+$", f["offset"]), "frame fields", got=p.err)
+    check(all(line.startswith("{") for line in p.err.splitlines()), "only JSON lines", got=p.err)
+
+
+def test_python_subprocess_keeps_parent_tracking():
+    # subprocess vfork()s; the child closes every fd >= 3 with close_range before exec. It
+    # shares the parent's memory: the parent must still know its sockets.
+    p = leaklib.run([cglib.PYTHON, leaklib.prog("pool_leak.py"), "2", "2", "subprocess"])
+    _pool_checks(p, 2, 2)
+    check(len({r["pid"] for r in p.leaks + p.sums}) == 1, "only the parent reports", got=p.err)
+
+
+def test_python_close_wait_leak():
+    port = cglib.free_port()
+    srv = cglib.late_server(port, 0, mode="line", count=2)
+    cglib.wait_listening(port)
+    p = leaklib.run([cglib.PYTHON, leaklib.prog("closewait_leak.py"), str(port), "2"])
+    cglib.stop(srv)
+    check(p.returncode == 0 and p.out == "ok\n", "program result", got=p.err)
+    check(len(p.leaks) == 1, "one group", got=p.err)
+    r = p.leaks[0]
+    check(r["sockets"] == 2 and r["via"] == "socket" and r["kind"] == "tcp", "group", got=p.err)
+    check(r["state"] == ["CLOSE_WAIT"], "the peer closed: CLOSE_WAIT", got=p.err)
+    check(r["peer"] == ["127.0.0.1:%d" % port], "peer", got=p.err)
+    check("CLOSE_WAIT" in r["hint"], "the hint explains CLOSE_WAIT", got=p.err)
+
+
+def _c_checks(p, binary, n, m):
+    check(p.returncode == 0 and p.out == "leaked", "program result and its stdout (flushed)", got=p.err)
+    g = leaklib.by_via(p.leaks)
+    check(set(g) == {"socket", "accept"}, "two groups", got=p.err)
+    check(g["socket"]["sockets"] == n and g["accept"]["sockets"] == m, "counts", got=p.err)
+    for via, fn in (("socket", "open_client"), ("accept", "take_conn")):
+        st = g[via]["stack"]
+        check(st[0]["module"] == binary, "frame #0 is in the program", got=p.err)
+        check(leaklib.addr2line(binary, st[0]["offset"]) == fn, "frame #0 is %s()" % fn, got=p.err)
+        check(leaklib.addr2line(binary, st[1]["offset"]) == "main", "frame #1 is main()", got=p.err)
+    s = p.sums[0]
+    check((s["groups"], s["sockets"], s["suppressed"]) == (2, n + m, 0), "summary", got=p.err)
+
+
+def test_c_leaks_return_from_main():
+    b = leaklib.client("leak_clients")
+    _c_checks(leaklib.run([b, "3", "2"]), b, 3, 2)
+
+
+def test_c_leaks_exit_call_json():
+    b = leaklib.client("leak_clients")
+    _c_checks(leaklib.run([b, "2", "2", "exit"], fmt="json"), b, 2, 2)
+
+
+def test_fork_child_reports_only_its_own():
+    p = leaklib.run([leaklib.client("leak_fork")])
+    check(p.returncode == 0, "program result", got=p.err)
+    lines = dict((l.split()[0], l.split()[1:]) for l in p.out.splitlines())
+    ppid, a, b = (int(x) for x in lines["parent"])
+    cpid, x = (int(v) for v in lines["child"])
+    pl, ps = leaklib.report(p.err, pid=ppid)
+    cl, cs = leaklib.report(p.err, pid=cpid)
+    check(len(cl) == 1 and cl[0]["fds"] == [x] and cl[0]["kind"] == "tcp6", "the child reports its own socket only", got=p.err)
+    check(cs and cs[0]["sockets"] == 1, "child summary", got=p.err)
+    check(len(pl) == 1 and pl[0]["fds"] == [a] and pl[0]["kind"] == "tcp", "the parent reports its remaining socket", got=p.err)
+    check(ps and ps[0]["sockets"] == 1, "parent summary", got=p.err)
+    check(b != a, "sanity")
