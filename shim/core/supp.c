@@ -93,7 +93,7 @@ int cg_supp_load(struct cg_supp *s, const char *path, char *warn, size_t cap)
   if (err) {
     const char *name = cg_errno_name(err);
     cg_buf_puts(&w, ": cannot read the file (");
-    cg_buf_puts(&w, name ? name : "error");
+    cg_buf_puts(&w, name ? name : strerror(err));   /* at start-up: strerror is fine here */
     cg_buf_puts(&w, "); using no suppressions");
     cg_buf_str(&w);
     return -1;

@@ -1,0 +1,121 @@
+"""Issue 3: leaks in a running program. The shim publishes every tracked socket in the stats
+segment (/dev/shm/connguard.<uid>.<pid>); `connguard leaks PID` joins it with /proc. This test
+reads the segment with the layout the header defines (printed by build/clients/shm_layout)."""
+import json
+import os
+import socket
+import struct
+import subprocess
+import time
+
+import cglib
+import leaklib
+from cglib import check
+
+
+def layout():
+    p = subprocess.run([leaklib.client("shm_layout")], capture_output=True, timeout=30, check=True)
+    return json.loads(p.stdout)
+
+
+def read_segment(pid, L):
+    path = "/dev/shm/connguard.%d.%d" % (os.getuid(), pid)
+    with open(path, "rb") as f:
+        data = f.read()
+    check(len(data) == L["total"], "segment size")
+    u32 = lambda off: struct.unpack_from("<I", data, off)[0]
+    i64 = lambda off: struct.unpack_from("<q", data, off)[0]
+    u64 = lambda off: struct.unpack_from("<Q", data, off)[0]
+    hdr = {"magic": u32(L["magic"]), "version": u32(L["version"]), "leak_mode": u32(L["leak_mode"]),
+           "leak_age_ms": u32(L["leak_age_ms"]), "open_sockets": i64(L["open_sockets"]),
+           "leak_candidates": u64(L["leak_candidates"])}
+    slots = []
+    for i in range(L["slots"]):
+        base = L["leaks"] + i * L["slot_size"]
+        seq, ino = u32(base + L["s_seq"]), u64(base + L["s_ino"])
+        if ino == 0 or ino == 2 ** 64 - 1:
+            continue
+        check(seq % 2 == 0, "no writer is active while the program waits on stdin")
+        n = u32(base + L["s_nframes"])
+        slots.append({
+            "index": i, "fd": struct.unpack_from("<i", data, base + L["s_fd"])[0], "ino": ino,
+            "kind": u32(base + L["s_kind"]), "via": u32(base + L["s_via"]),
+            "created_ns": i64(base + L["s_created_ns"]),
+            "peer": data[base + L["s_peer"]:base + L["s_peer"] + 64].split(b"\0")[0].decode(),
+            "pcs": [u64(base + L["s_pcs"] + 8 * k) for k in range(n)],
+        })
+    return hdr, slots
+
+
+def fd_inode(pid, fd):
+    link = os.readlink("/proc/%d/fd/%d" % (pid, fd))
+    check(link.startswith("socket:["), "fd %d is a socket" % fd)
+    return int(link[8:-1])
+
+
+def tcp_state(ino):
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(f) as fh:
+            next(fh)
+            for line in fh:
+                parts = line.split()
+                if int(parts[9]) == ino:
+                    return parts[3]
+    return None
+
+
+def in_python_text(pid, pc):
+    py = os.path.realpath(cglib.PYTHON)
+    with open("/proc/%d/maps" % pid) as fh:
+        for line in fh:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if lo <= pc < hi and len(parts) >= 6 and os.path.realpath(parts[5]) == py:
+                return True
+    return False
+
+
+def test_live_publication():
+    L = layout()
+    port = cglib.free_port()
+    srv = cglib.late_server(port, 0, mode="line", count=3)
+    cglib.wait_listening(port)
+    t0 = time.time_ns()
+    prog = cglib.spawn([cglib.PYTHON, leaklib.prog("live_leak.py"), str(port), "3"],
+                       env={"CONNGUARD_LEAK_AGE_MS": "1500"}, preload=True,
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    fds = [int(x) for x in prog.stdout.readline().split()[1:]]
+    check(len(fds) == 4, "3 clients and a listener")
+    hdr, slots = read_segment(prog.pid, L)
+    check(hdr["magic"] == L["magic_value"] and hdr["version"] == L["version_value"], "header")
+    check(hdr["leak_mode"] == 1 and hdr["leak_age_ms"] == 1500, "leak parameters published", got=hdr)
+    check(hdr["open_sockets"] == 4 and hdr["leak_candidates"] == 4, "counters", got=hdr)
+    check(sorted(s["fd"] for s in slots) == sorted(fds), "one slot per open socket", got=slots)
+    stream_inet = socket.SOCK_STREAM | (socket.AF_INET << 16)
+    for s in slots:
+        check(s["ino"] == fd_inode(prog.pid, s["fd"]), "the inode joins with /proc/PID/fd", got=s)
+        check(s["via"] == 1 and s["kind"] == stream_inet, "obtained by socket(), tcp", got=s)
+        check(t0 <= s["created_ns"] <= time.time_ns(), "creation time (realtime)", got=s)
+        check(len(s["pcs"]) >= 5 and in_python_text(prog.pid, s["pcs"][0]), "raw stack maps into python3", got=s)
+    clients = [s for s in slots if s["peer"]]
+    check(len(clients) == 3 and all(s["peer"] == "127.0.0.1:%d" % port for s in clients), "peers", got=slots)
+    # What the tool joins: the server closed, so the clients sit in CLOSE_WAIT (08).
+    end = time.time() + 10
+    while time.time() < end and any(tcp_state(s["ino"]) != "08" for s in clients):
+        time.sleep(0.05)
+    check(all(tcp_state(s["ino"]) == "08" for s in clients), "CLOSE_WAIT visible through the inode")
+
+    gone = clients[0]["fd"]
+    prog.stdin.write(b"close %d\n" % gone)
+    prog.stdin.flush()
+    check(prog.stdout.readline().strip() == b"closed", "program acknowledged")
+    hdr, slots = read_segment(prog.pid, L)
+    check(sorted(s["fd"] for s in slots) == sorted(f for f in fds if f != gone), "closed socket unpublished", got=slots)
+    check(hdr["open_sockets"] == 3 and hdr["leak_candidates"] == 3, "counters follow", got=hdr)
+
+    prog.stdin.write(b"exit\n")
+    prog.stdin.flush()
+    _, err = prog.communicate(timeout=30)
+    cglib.stop(srv)
+    check(prog.returncode == 0 and err == b"", "the program closed everything: no report", got=err.decode())
+    check(not os.path.exists("/dev/shm/connguard.%d.%d" % (os.getuid(), prog.pid)), "segment removed at exit")
