@@ -650,7 +650,7 @@ static void at_exit(int status, void *arg)
   }
 }
 
-static void after_fork_child(void)
+void cg_leak_after_fork_child(void)
 {
   atomic_store(&self_pid_v, (pid_t)syscall(SYS_getpid));
   /* The child has a fresh stats segment: none of the parent's slots are ours. */
@@ -664,6 +664,6 @@ void cg_leak_init(void)
   self_pid();
   cg_stats_set_leak(1, cg_cfg.leak_age_ms);
   if (cg_cfg.suppressions[0]) cg_leak_load_suppressions(cg_cfg.suppressions);
-  pthread_atfork(NULL, NULL, after_fork_child);
+  pthread_atfork(NULL, NULL, cg_leak_after_fork_child);
   on_exit(at_exit, NULL);
 }

@@ -62,6 +62,8 @@ struct cg_leak_summary {
  * status was 0). */
 int cg_leak_report(int status, struct cg_leak_summary *sum);
 
+/* Fork handler (child), registered by cg_leak_init: new pid, fresh publication slots. */
+void cg_leak_after_fork_child(void);
 /* Tests: loads suppressions from path now (warning to fd 2 as at start). */
 void cg_leak_load_suppressions(const char *path);
 

@@ -1,0 +1,281 @@
+/* Leak tracking through the core API (no hooks): identity checks, ownership, exit status,
+ * suppressions and the live publication. Each test runs in its own process (CK_FORK). */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "engine.h"
+#include "leak.h"
+#include "stats.h"
+
+static char logpath[64];
+
+static void setup_env(const char *stats)
+{
+  snprintf(logpath, sizeof logpath, "/tmp/cg-leak-unit-%d.log", (int)getpid());
+  unlink(logpath);
+  setenv("CONNGUARD_LOG", logpath, 1);
+  setenv("CONNGUARD_LOG_FORMAT", "json", 1);
+  setenv("CONNGUARD_STATS", stats, 1);
+  cg_init();
+}
+
+static void setup(void) { setup_env("0"); }
+static void setup_stats(void) { setup_env("1"); }
+static void teardown(void) { unlink(logpath); cg_stats_unpublish(); }
+
+static int count_in_log(const char *needle)
+{
+  static char buf[1 << 16];
+  int fd = open(logpath, O_RDONLY);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  buf[n > 0 ? n : 0] = 0;
+  int c = 0;
+  for (char *p = buf; (p = strstr(p, needle)); p++) c++;
+  return c;
+}
+
+static int tracked_socket(int type)
+{
+  int fd = socket(AF_INET, type, 0);
+  ck_assert_int_ge(fd, 0);
+  cg_leak_track(fd, CG_VIA_SOCKET, AF_INET, type, NULL, 0);
+  return fd;
+}
+
+START_TEST(open_sockets_are_reported)
+{
+  tracked_socket(SOCK_STREAM);
+  tracked_socket(SOCK_DGRAM);
+  struct cg_leak_summary s;
+  ck_assert_int_eq(cg_leak_report(0, &s), 0);
+  ck_assert_uint_eq(s.sockets, 2);
+  ck_assert_uint_eq(s.stale, 0);
+  ck_assert_int_eq(count_in_log("\"event\":\"leak\""), (int)s.groups);
+  ck_assert_int_eq(count_in_log("\"event\":\"leak_summary\""), 1);
+  ck_assert_int_eq(count_in_log("\"groups\":1,\"sockets\":2,\"suppressed\":0"), 1);
+}
+END_TEST
+
+START_TEST(closed_through_a_seen_path_is_not_reported)
+{
+  int a = tracked_socket(SOCK_STREAM);
+  cg_fd_forget(a);
+  syscall(SYS_close, a);
+  struct cg_leak_summary s;
+  cg_leak_report(0, &s);
+  ck_assert_uint_eq(s.sockets, 0);
+  ck_assert_uint_eq(s.stale, 0);
+  ck_assert_int_eq(count_in_log("event"), 0);   /* nothing at all is written */
+}
+END_TEST
+
+START_TEST(unseen_close_then_reused_by_a_file)
+{
+  int a = tracked_socket(SOCK_STREAM);
+  syscall(SYS_close, a);
+  int f = open("/dev/null", O_RDONLY);
+  ck_assert_int_eq(f, a);
+  struct cg_leak_summary s;
+  cg_leak_report(0, &s);
+  ck_assert_uint_eq(s.sockets, 0);
+  ck_assert_uint_eq(s.stale, 1);
+  ck_assert_int_eq(count_in_log("event"), 0);
+}
+END_TEST
+
+START_TEST(unseen_replacement_by_another_socket)
+{
+  int a = tracked_socket(SOCK_STREAM);
+  int other = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_eq(syscall(SYS_dup3, other, a, 0), a);
+  struct cg_leak_summary s;
+  cg_leak_report(0, &s);
+  ck_assert_uint_eq(s.sockets, 0);
+  ck_assert_uint_eq(s.stale, 1);
+}
+END_TEST
+
+START_TEST(replaced_by_the_shim_keeps_tracking)
+{
+  /* A retry that dup2()s a fresh socket over the program's fd tells the tracker. */
+  int a = tracked_socket(SOCK_STREAM);
+  int fresh = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+  syscall(SYS_dup3, fresh, a, 0);
+  syscall(SYS_close, fresh);
+  cg_leak_replaced(a);
+  struct cg_leak_summary s;
+  cg_leak_report(0, &s);
+  ck_assert_uint_eq(s.sockets, 1);
+  ck_assert_uint_eq(s.stale, 0);
+}
+END_TEST
+
+START_TEST(dups)
+{
+  int a = tracked_socket(SOCK_STREAM);
+  int c = dup(a);
+  cg_leak_dup(a, c);
+  int u = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);   /* untracked */
+  int du = dup(u);
+  cg_leak_dup(u, du);
+  ck_assert_int_eq(dup2(a, 0), 0);                              /* stdio: a redirection */
+  cg_leak_dup(a, 0);
+  struct cg_leak_summary s;
+  cg_leak_report(0, &s);
+  ck_assert_uint_eq(s.sockets, 2);
+  ck_assert_uint_eq(atomic_load(&cg_fd_peek(c)->track), CG_VIA_DUP);
+  ck_assert_uint_eq(atomic_load(&cg_fd_peek(du)->track), 0);
+  ck_assert_uint_eq(atomic_load(&cg_fd_peek(0)->track), 0);
+}
+END_TEST
+
+START_TEST(stale_entry_replaced_on_reuse)
+{
+  int a = tracked_socket(SOCK_STREAM);
+  syscall(SYS_close, a);
+  int b = tracked_socket(SOCK_DGRAM);
+  ck_assert_int_eq(a, b);
+  struct cg_leak_summary s;
+  cg_leak_report(0, &s);
+  ck_assert_uint_eq(s.sockets, 1);
+  ck_assert_int_eq(count_in_log("\"kind\":\"udp\""), 1);
+  ck_assert_int_eq(count_in_log("\"kind\":\"tcp\""), 0);
+}
+END_TEST
+
+START_TEST(exit_status)
+{
+  cg_cfg.leak_exitcode = 9;
+  ck_assert_int_eq(cg_leak_report(0, NULL), 0);       /* no leak: unchanged */
+  int a = tracked_socket(SOCK_STREAM);
+  ck_assert_int_eq(cg_leak_report(0, NULL), 9);
+  ck_assert_int_eq(cg_leak_report(4, NULL), 4);       /* the program's failure wins */
+  ck_assert_int_eq(count_in_log("\"exit_code\":9"), 1);
+  cg_cfg.leak_exitcode = 0;
+  ck_assert_int_eq(cg_leak_report(0, NULL), 0);
+  (void)a;
+}
+END_TEST
+
+START_TEST(child_does_not_report_the_parents)
+{
+  tracked_socket(SOCK_STREAM);
+  pid_t pid = fork();
+  if (pid == 0) {
+    cg_leak_after_fork_child();   /* what the registered fork handler does */
+    struct cg_leak_summary s;
+    cg_leak_report(0, &s);
+    int own = tracked_socket(SOCK_DGRAM);
+    struct cg_leak_summary s2;
+    cg_leak_report(0, &s2);
+    _exit(s.sockets == 0 && s2.sockets == 1 && own >= 0 ? 0 : 1);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  struct cg_leak_summary s;
+  cg_leak_report(0, &s);
+  ck_assert_uint_eq(s.sockets, 1);
+}
+END_TEST
+
+START_TEST(forget_by_another_owner_is_ignored)
+{
+  int a = tracked_socket(SOCK_STREAM);
+  struct cg_fd *e = cg_fd_peek(a);
+  pid_t me = e->owner;
+  e->owner = me + 1;            /* as if inherited from a parent */
+  cg_fd_forget(a);
+  ck_assert_uint_ne(atomic_load(&e->track), 0);
+  e->owner = me;
+  cg_fd_forget(a);
+  ck_assert_uint_eq(atomic_load(&e->track), 0);
+}
+END_TEST
+
+START_TEST(suppressed_by_module)
+{
+  char path[] = "/tmp/cg-supp-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_eq(write(fd, "leak:libc.so\n", 13), 13);
+  close(fd);
+  cg_leak_load_suppressions(path);
+  unlink(path);
+  tracked_socket(SOCK_STREAM);
+  tracked_socket(SOCK_STREAM);
+  struct cg_leak_summary s;
+  ck_assert_int_eq(cg_leak_report(0, &s), 0);
+  ck_assert_uint_eq(s.sockets, 0);
+  ck_assert_uint_eq(s.suppressed, 2);
+  ck_assert_int_eq(count_in_log("\"event\":\"leak\""), 0);
+  ck_assert_int_eq(count_in_log("\"suppressed\":2"), 1);
+}
+END_TEST
+
+START_TEST(published_and_unpublished)
+{
+  ck_assert_ptr_nonnull(cg_stats);
+  int a = tracked_socket(SOCK_STREAM);
+  struct stat st;
+  fstat(a, &st);
+  struct cg_fd *e = cg_fd_peek(a);
+  unsigned slot = atomic_load(&e->slot);
+  ck_assert_uint_ne(slot, 0);
+  struct cg_leak_slot *ls = &cg_stats->leaks[slot - 1];
+  ck_assert_uint_eq(atomic_load(&ls->ino), (uint64_t)st.st_ino);
+  ck_assert_int_eq(ls->fd, a);
+  ck_assert_uint_eq(ls->via, CG_VIA_SOCKET);
+  ck_assert_uint_eq(atomic_load(&ls->seq) % 2, 0);
+  ck_assert_int_eq(atomic_load(&cg_stats->open_sockets), 1);
+  ck_assert_uint_eq(atomic_load(&cg_stats->leak_candidates), 1);
+  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(5432), .sin_addr.s_addr = htonl(0x7f000001) };
+  cg_leak_note_peer(a, (struct sockaddr *)&to, sizeof to);
+  ck_assert_str_eq(ls->peer, "127.0.0.1:5432");
+  cg_fd_forget(a);
+  ck_assert_uint_eq(atomic_load(&ls->ino), 0);
+  ck_assert_int_eq(atomic_load(&cg_stats->open_sockets), 0);
+  ck_assert_uint_eq(atomic_load(&cg_stats->leak_candidates), 0);
+  /* The slot is reused by the next socket. */
+  int b = tracked_socket(SOCK_STREAM);
+  ck_assert_uint_eq(atomic_load(&cg_fd_peek(b)->slot), slot);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *su = suite_create("leak");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, open_sockets_are_reported);
+  tcase_add_test(tc, closed_through_a_seen_path_is_not_reported);
+  tcase_add_test(tc, unseen_close_then_reused_by_a_file);
+  tcase_add_test(tc, unseen_replacement_by_another_socket);
+  tcase_add_test(tc, replaced_by_the_shim_keeps_tracking);
+  tcase_add_test(tc, dups);
+  tcase_add_test(tc, stale_entry_replaced_on_reuse);
+  tcase_add_test(tc, exit_status);
+  tcase_add_test(tc, child_does_not_report_the_parents);
+  tcase_add_test(tc, forget_by_another_owner_is_ignored);
+  tcase_add_test(tc, suppressed_by_module);
+  suite_add_tcase(su, tc);
+  TCase *ts = tcase_create("stats");
+  tcase_add_checked_fixture(ts, setup_stats, teardown);
+  tcase_add_test(ts, published_and_unpublished);
+  suite_add_tcase(su, ts);
+  SRunner *sr = srunner_create(su);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
