@@ -33,9 +33,12 @@ static inline int cg_leak_enabled(void)
   return cg_enabled && !cg_in_hook && cg_cfg.leaks == CG_LEAKS_EXIT;
 }
 
-/* A socket fd the program has just obtained. domain/type: 0 when unknown (queried). peer: the
+/* A socket fd the program has just obtained. domain/type: 0 when unknown (then looked up at
+ * report time; the published kind stays 0). peer: the
  * address accept() returned, or NULL. Not for signal context (stack unwinding). */
 void cg_leak_track(int fd, int via, int domain, int type, const struct sockaddr *peer, socklen_t plen);
+/* fd was accepted on listener lfd (its kind is copied when lfd is tracked). */
+void cg_leak_track_accepted(int lfd, int fd, const struct sockaddr *peer, socklen_t plen);
 /* newfd is now a copy of oldfd (dup, dup2, dup3, F_DUPFD*): tracked when oldfd is a tracked
  * socket of this process; whatever newfd was before is forgotten. */
 void cg_leak_dup(int oldfd, int newfd);

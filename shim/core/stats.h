@@ -42,8 +42,10 @@ struct cg_leak_slot {
   int64_t since_ns;                  /* reserved, 0: when a candidate is the tool's judgement */
   _Atomic uint64_t ino;              /* socket inode (/proc/PID/fd -> "socket:[ino]"); 0 free,
                                         UINT64_MAX being claimed */
-  char peer[64];                     /* "127.0.0.1:5432", "[::1]:443", "unix:/path"; "" unknown.
-                                        From connect() or accept(); /proc/net has the live one */
+  uint32_t peerlen;                  /* bytes of peer in use, 0 unknown */
+  unsigned char peer[112];           /* raw struct sockaddr (in, in6, un; a unix path may be cut)
+                                        given to connect() or returned by accept(): where it was
+                                        going even if refused; /proc/net has the live address */
   uint32_t nframes;                  /* creation stack: innermost first */
   uint32_t via;                      /* how it was obtained: 1 socket, 2 accept, 3 socketpair, 4 dup */
   uint64_t pcs[CG_STATS_STACK];      /* raw return addresses; map with /proc/PID/maps */

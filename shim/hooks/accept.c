@@ -2,13 +2,13 @@
 #include "hook.h"
 #include "leak.h"
 
-static void track(int fd, struct sockaddr *addr, socklen_t *len, socklen_t cap)
+static void track(int lfd, int fd, struct sockaddr *addr, socklen_t *len, socklen_t cap)
 {
   int e = errno;
   cg_in_hook++;
   /* The kernel reports the full address length even when it truncated the copy. */
   socklen_t l = addr && len ? (*len < cap ? *len : cap) : 0;
-  cg_leak_track(fd, CG_VIA_ACCEPT, 0, 0, l ? addr : NULL, l);
+  cg_leak_track_accepted(lfd, fd, l ? addr : NULL, l);
   cg_in_hook--;
   errno = e;
 }
@@ -19,7 +19,7 @@ CG_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
   cg_init();
   socklen_t cap = addr && len ? *len : 0;
   int r = cg_real.accept(fd, addr, len);
-  if (r >= 0 && cg_leak_enabled()) track(r, addr, len, cap);
+  if (r >= 0 && cg_leak_enabled()) track(fd, r, addr, len, cap);
   return r;
 }
 
@@ -29,6 +29,6 @@ CG_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
   cg_init();
   socklen_t cap = addr && len ? *len : 0;
   int r = cg_real.accept4(fd, addr, len, flags);
-  if (r >= 0 && cg_leak_enabled()) track(r, addr, len, cap);
+  if (r >= 0 && cg_leak_enabled()) track(fd, r, addr, len, cap);
   return r;
 }

@@ -14,11 +14,11 @@ int main(void)
   F(struct cg_stats, leak_candidates); F(struct cg_stats, leaks);
   printf("\"slot_size\":%zu,\"slots\":%d,\"stack\":%d,", sizeof(struct cg_leak_slot), CG_LEAK_SLOTS, CG_STATS_STACK);
   printf("\"s_seq\":%zu,\"s_fd\":%zu,\"s_kind\":%zu,\"s_created_ns\":%zu,\"s_ino\":%zu,\"s_peer\":%zu,"
-         "\"s_nframes\":%zu,\"s_via\":%zu,\"s_pcs\":%zu,",
+         "\"s_peerlen\":%zu,\"s_nframes\":%zu,\"s_via\":%zu,\"s_pcs\":%zu,",
          offsetof(struct cg_leak_slot, seq), offsetof(struct cg_leak_slot, fd),
          offsetof(struct cg_leak_slot, kind), offsetof(struct cg_leak_slot, created_ns),
          offsetof(struct cg_leak_slot, ino), offsetof(struct cg_leak_slot, peer),
-         offsetof(struct cg_leak_slot, nframes), offsetof(struct cg_leak_slot, via),
+         offsetof(struct cg_leak_slot, peerlen), offsetof(struct cg_leak_slot, nframes), offsetof(struct cg_leak_slot, via),
          offsetof(struct cg_leak_slot, pcs));
   printf("\"total\":%zu,\"magic_value\":%u,\"version_value\":%d}\n", sizeof(struct cg_stats), CG_STATS_MAGIC, CG_STATS_VERSION);
   return 0;

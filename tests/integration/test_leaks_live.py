@@ -41,10 +41,24 @@ def read_segment(pid, L):
             "index": i, "fd": struct.unpack_from("<i", data, base + L["s_fd"])[0], "ino": ino,
             "kind": u32(base + L["s_kind"]), "via": u32(base + L["s_via"]),
             "created_ns": i64(base + L["s_created_ns"]),
-            "peer": data[base + L["s_peer"]:base + L["s_peer"] + 64].split(b"\0")[0].decode(),
+            "peer": sockaddr(data[base + L["s_peer"]:base + L["s_peer"] + u32(base + L["s_peerlen"])]),
             "pcs": [u64(base + L["s_pcs"] + 8 * k) for k in range(n)],
         })
     return hdr, slots
+
+
+def sockaddr(raw):
+    """Formats a raw struct sockaddr as the shim's log does ("" when none)."""
+    if len(raw) < 2:
+        return ""
+    fam = struct.unpack_from("<H", raw)[0]
+    if fam == socket.AF_INET and len(raw) >= 16:
+        return "%s:%d" % (socket.inet_ntop(socket.AF_INET, raw[4:8]), struct.unpack_from(">H", raw, 2)[0])
+    if fam == socket.AF_INET6 and len(raw) >= 28:
+        return "[%s]:%d" % (socket.inet_ntop(socket.AF_INET6, raw[8:24]), struct.unpack_from(">H", raw, 2)[0])
+    if fam == socket.AF_UNIX:
+        return "unix:" + raw[2:].split(b"\0")[0].decode("utf-8", "replace")
+    return "family%d" % fam
 
 
 def fd_inode(pid, fd):
