@@ -318,6 +318,8 @@ void cg_leak_load_suppressions(const char *path)
 struct item {
   int fd;
   uint32_t stack_id;
+  uint32_t via;           /* part of the group key: one call site obtains sockets one way,
+                             but without stacks (CONNGUARD_STACK_DEPTH=0) all share id 0 */
   struct cg_fd *e;
 };
 
@@ -329,6 +331,7 @@ struct group {
 static int item_less(const struct item *a, const struct item *b)
 {
   if (a->stack_id != b->stack_id) return a->stack_id < b->stack_id;
+  if (a->via != b->via) return a->via < b->via;
   return a->fd < b->fd;
 }
 
@@ -527,7 +530,7 @@ static void report_group(const struct item *it, unsigned count, int64_t now)
   cg_rec_int(&r, "sockets", count);
   cg_rec_intlist(&r, "fds", fds, nf);
   cg_rec_str(&r, "kind", kind_name(kind, kb, sizeof kb));
-  cg_rec_str(&r, "via", via_name(atomic_load(&it[0].e->track)));
+  cg_rec_str(&r, "via", via_name(it[0].via));
   put_distinct(&r, "state", &states);
   cg_rec_int(&r, "age_ms", (now - oldest) / 1000000);
   put_distinct(&r, "local", &locals);
@@ -585,6 +588,7 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
       }
       items[n].fd = fd;
       items[n].stack_id = e->stack_id;
+      items[n].via = atomic_load_explicit(&e->track, memory_order_relaxed);
       items[n].e = e;
       n++;
     }
@@ -593,7 +597,7 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
   unsigned ng = 0;
   for (unsigned i = 0; i < n;) {
     unsigned j = i + 1;
-    while (j < n && items[j].stack_id == items[i].stack_id) j++;
+    while (j < n && items[j].stack_id == items[i].stack_id && items[j].via == items[i].via) j++;
     groups[ng].first = i;
     groups[ng].count = j - i;
     ng++;

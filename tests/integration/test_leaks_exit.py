@@ -119,3 +119,30 @@ def test_fork_child_reports_only_its_own():
     check(len(pl) == 1 and pl[0]["fds"] == [a] and pl[0]["kind"] == "tcp", "the parent reports its remaining socket", got=p.err)
     check(ps and ps[0]["sockets"] == 1, "parent summary", got=p.err)
     check(b != a, "sanity")
+
+
+def test_threads_exact_count():
+    # 4 threads x 2000 rounds of socket/dup/socketpair/close while each leaks 5 sockets.
+    b = leaklib.client("leak_threads")
+    p = leaklib.run([b, "4", "2000", "5"], fmt="json")
+    check(p.returncode == 0 and p.out == "done\n", "program result", got=p.err)
+    check(len(p.leaks) == 1, "only the deliberate leaks", got=p.err)
+    r = p.leaks[0]
+    check(r["sockets"] == 20 and len(set(r["fds"])) == 20 and r["kind"] == "udp", "exact count", got=p.err)
+    check(leaklib.addr2line(b, r["stack"][0]["offset"]) == "leak_here", "stack", got=p.err)
+    check(p.sums[0]["sockets"] == 20, "summary", got=p.err)
+
+
+def test_no_stacks_still_reports():
+    p = leaklib.run([leaklib.client("leak_clients"), "2", "1"], env={"CONNGUARD_STACK_DEPTH": "0"})
+    check(p.returncode == 0 and p.out == "leaked", "program result", got=p.err)
+    g = leaklib.by_via(p.leaks)
+    check(set(g) == {"socket", "accept"} and g["socket"]["sockets"] == 2 and g["accept"]["sockets"] == 1,
+          "without stacks, leaks are grouped by how they were obtained", got=p.err)
+    check(all(r["stack"] == [] for r in p.leaks), "no frames", got=p.err)
+
+
+def test_disable_means_nothing():
+    p = leaklib.run([leaklib.client("leak_clients"), "2", "1"],
+                    env={"CONNGUARD_DISABLE": "1", "CONNGUARD_LEAK_EXITCODE": "23"})
+    check(p.returncode == 0 and p.err == "" and p.out == "leaked", "CONNGUARD_DISABLE=1: no tracking", got=p.err)
