@@ -109,6 +109,7 @@ int main(int argc, char **argv)
       else printf("reply none\n");
     }
     print_stats();
+    close(fd);   /* a well-behaved client: no leak report at exit (issue 3) */
     return 0;
   }
   int e = errno;
@@ -122,5 +123,6 @@ int main(int argc, char **argv)
            (flags & ERR_TXT_STRING) && data ? data : "");
   printf("\n");
   print_stats();
+  close(fd);
   return 1;
 }
