@@ -9,3 +9,6 @@ bench-leaks: all $(LEAK_BENCH_BIN)
 bench: bench-leaks
 
 $(LEAK_BENCH_BIN): tests/clients/bench_common.h
+
+# shm_layout prints the stats segment layout for the live test: rebuild when the header changes.
+$(BUILD)/clients/shm_layout: shim/core/stats.h

@@ -28,6 +28,11 @@ struct cg_fd {
   atomic_uint state;          /* enum cg_fd_state */
   atomic_uint lock;           /* serialises retry-engine transitions; close() never takes it */
   atomic_uint gen;            /* bumped by close(): a holder of the lock notices the fd went away */
+  /* Leak tracking (leak.h). Next to state: close() of an fd the shim knows nothing about reads
+   * this one cache line only. track is written last when a socket is recorded and cleared
+   * first by close(): the leak fields below are only meaningful while it is nonzero. */
+  atomic_uint track;          /* 0 untracked, else enum cg_leak_via */
+  atomic_uint slot;           /* leaks[] slot + 1 in the stats segment, 0 none */
   int family;
   int pending_err;            /* CG_FD_FAILED: errno to hand to the program */
   unsigned attempt;           /* attempts started, 1-based */
@@ -48,11 +53,7 @@ struct cg_fd {
   /* Where the program called connect(): failures seen later (in poll) are reported here. */
   int cnpcs;
   uintptr_t cpcs[CG_FD_STACK];
-  /* Leak tracking (creation site and identity), see leak.h. track is written last when a
-   * socket is recorded and cleared first by close(): the other fields are only meaningful
-   * while it is nonzero. */
-  atomic_uint track;          /* 0 untracked, else enum cg_leak_via */
-  atomic_uint slot;           /* leaks[] slot + 1 in the stats segment, 0 none */
+  /* Leak tracking: creation site and identity. */
   int64_t created_ns;         /* realtime */
   uint32_t stack_id;          /* in the shared stack table (stacktab.h), 0 = none */
   uint32_t kind;              /* socket type | family << 16, 0 = unknown */

@@ -36,19 +36,20 @@
 struct cg_leak_slot {
   atomic_uint seq;                   /* odd while being written (seqlock) */
   int32_t fd;                        /* meaningful only while live */
-  uint32_t state;                    /* reserved, 0: the tool reads the state from /proc/net */
   uint32_t kind;                     /* socket type (SOCK_STREAM...) | family (AF_INET...) << 16; 0 unknown */
+  uint32_t via;                      /* how it was obtained: 1 socket, 2 accept, 3 socketpair, 4 dup */
   int64_t created_ns;                /* CLOCK_REALTIME when the program obtained the fd */
-  int64_t since_ns;                  /* reserved, 0: when a candidate is the tool's judgement */
   _Atomic uint64_t ino;              /* socket inode (/proc/PID/fd -> "socket:[ino]"); 0 free,
                                         UINT64_MAX being claimed */
+  uint32_t nframes;                  /* creation stack: innermost first */
   uint32_t peerlen;                  /* bytes of peer in use, 0 unknown */
+  uint64_t pcs[CG_STATS_STACK];      /* raw return addresses; map with /proc/PID/maps */
   unsigned char peer[112];           /* raw struct sockaddr (in, in6, un; a unix path may be cut)
                                         given to connect() or returned by accept(): where it was
                                         going even if refused; /proc/net has the live address */
-  uint32_t nframes;                  /* creation stack: innermost first */
-  uint32_t via;                      /* how it was obtained: 1 socket, 2 accept, 3 socketpair, 4 dup */
-  uint64_t pcs[CG_STATS_STACK];      /* raw return addresses; map with /proc/PID/maps */
+  uint32_t state;                    /* reserved, 0: the tool reads the state from /proc/net */
+  uint32_t pad;
+  int64_t since_ns;                  /* reserved, 0: when a candidate is the tool's judgement */
 };
 
 struct cg_stats {
