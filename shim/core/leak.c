@@ -629,6 +629,19 @@ done:
     cg_rec_int(&r, "sockets", s.sockets);
     cg_rec_int(&r, "suppressed", s.suppressed);
     if (out != status) cg_rec_int(&r, "exit_code", out);
+    if (s.suppressed) {
+      /* Like LeakSanitizer's "Suppressions used": which patterns matched, how many sockets. */
+      static char used[CG_SUPP_MAX][CG_SUPP_PATLEN + 16];
+      const char *uv[CG_SUPP_MAX];
+      int nu = 0;
+      for (int k = 0; k < supp.n; k++) {
+        if (!supp.hits[k]) continue;
+        snprintf(used[nu], sizeof used[nu], "%s=%u", supp.pat[k], supp.hits[k]);
+        uv[nu] = used[nu];
+        nu++;
+      }
+      cg_rec_strlist(&r, "suppressions", uv, nu);
+    }
     snprintf(hint, sizeof hint, "SUMMARY: connguard: %u %s leaked in %u %s", s.sockets,
              s.sockets == 1 ? "socket" : "sockets", s.groups, s.groups == 1 ? "group" : "groups");
     if (s.suppressed) {
@@ -675,10 +688,13 @@ void cg_leak_after_fork_child(void)
 void cg_leak_init(void)
 {
   static atomic_int done;
-  if (!cg_enabled || cg_cfg.leaks != CG_LEAKS_EXIT || atomic_exchange(&done, 1)) return;
+  if (!cg_enabled || atomic_exchange(&done, 1)) return;
+  /* Even with leak tracking off: the bulk close hooks use the pid to recognise a vfork child
+   * (cg_leak_borrowed_memory), which protects the engine's state too. */
   self_pid();
+  pthread_atfork(NULL, NULL, cg_leak_after_fork_child);
+  if (cg_cfg.leaks != CG_LEAKS_EXIT) return;
   cg_stats_set_leak(1, cg_cfg.leak_age_ms);
   if (cg_cfg.suppressions[0]) cg_leak_load_suppressions(cg_cfg.suppressions);
-  pthread_atfork(NULL, NULL, cg_leak_after_fork_child);
   on_exit(at_exit, NULL);
 }

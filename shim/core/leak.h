@@ -22,9 +22,9 @@
 
 enum cg_leak_via { CG_VIA_SOCKET = 1, CG_VIA_ACCEPT = 2, CG_VIA_SOCKETPAIR = 3, CG_VIA_DUP = 4 };
 
-/* Once, from the constructor after cg_init(): registers the exit report (on_exit, early, so it
- * runs after the program's own exit handlers and destructors), loads the suppressions file
- * (one warning when bad) and the fork handler. Does nothing when CONNGUARD_LEAKS=off. */
+/* Once, from the constructor after cg_init(): the fork handler, and unless CONNGUARD_LEAKS=off
+ * the exit report (on_exit, early, so it runs after the program's own exit handlers and
+ * destructors) and the suppressions file (one warning when bad). */
 void cg_leak_init(void);
 /* Whether hooks should record new sockets: shim enabled, CONNGUARD_LEAKS=exit, not inside
  * the shim itself. */

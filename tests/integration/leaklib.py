@@ -31,7 +31,7 @@ def _norm_text(rec):
     for k in ("sockets", "groups", "suppressed", "age_ms", "exit_code", "pid"):
         if k in out:
             out[k] = int(out[k])
-    for k in ("fds", "state", "local", "peer"):
+    for k in ("fds", "state", "local", "peer", "suppressions"):
         if k in out:
             out[k] = _list(out[k])
     if "fds" in out:

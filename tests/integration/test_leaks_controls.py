@@ -53,6 +53,7 @@ def test_suppress_by_module_substring():
     check(p.leaks == [], "no leak record", got=p.err)
     s = p.sums[0]
     check((s["groups"], s["sockets"], s["suppressed"]) == (0, 0, 3), "suppressed count", got=p.err)
+    check(s["suppressions"] == ["leak_clients=3"], "which pattern matched how many", got=p.err)
     check(p.err.count("connguard: warning") == 0, "a good file gives no warning", got=p.err)
 
 
@@ -71,6 +72,7 @@ def test_suppress_by_symbol_one_group_only():
           "the socket() group stays", got=p.err)
     s = p.sums[0]
     check((s["groups"], s["sockets"], s["suppressed"]) == (1, 2, 1), "the dup group is suppressed", got=p.err)
+    check(s["suppressions"] == ["_Py_dup=1"], "only the pattern that matched is listed", got=p.err)
 
 
 def test_dup_without_suppression():
