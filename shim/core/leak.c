@@ -88,6 +88,7 @@ static void slot_publish(struct cg_fd *e, int fd, unsigned via, const uintptr_t 
                          const struct sockaddr *peer, socklen_t plen)
 {
   if (!publishing()) return;
+  cg_stats_use();          /* a forked child publishes its own segment on first socket activity */
   int i = slot_claim();
   if (i < 0) {
     CG_STAT_ADD(leak_unpublished, 1);
