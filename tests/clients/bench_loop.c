@@ -1,5 +1,7 @@
 /* Benchmark loops for `make bench`, timed from inside so process start-up is excluded.
- *   bench_loop connect N   socket/connect/close to a loopback listener served by a thread
+ *   bench_loop serve           listen on 127.0.0.1, print the port, accept and close until stdin ends
+ *   bench_loop connect N PORT  socket/connect/close to that listener (run it without the shim, so
+ *                              only the client's cost is measured)
  *   bench_loop open N PATH open/close of a regular file
  * Prints "ns_per_op <float>". */
 #include <arpa/inet.h>
@@ -35,10 +37,43 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-  if (argc < 3) { fprintf(stderr, "usage: bench_loop connect N | open N PATH\n"); return 2; }
-  long n = atol(argv[2]);
+  if (argc < 2 || (strcmp(argv[1], "serve") && argc < 3)) {
+    fprintf(stderr, "usage: bench_loop serve | connect N PORT | connect-inproc N | open N PATH\n");
+    return 2;
+  }
+  long n = argc > 2 ? atol(argv[2]) : 0;
   double t0, t1;
-  if (!strcmp(argv[1], "connect")) {
+  if (!strcmp(argv[1], "serve")) {
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 4096) ||
+        getsockname(lfd, (struct sockaddr *)&a, &al)) { perror("listen"); return 1; }
+    pthread_t th;
+    pthread_create(&th, NULL, acceptor, NULL);
+    printf("%d\n", ntohs(a.sin_port));
+    fflush(stdout);
+    char c;
+    while (read(0, &c, 1) > 0) {}
+    return 0;
+  }
+  if (!strcmp(argv[1], "connect") && argc > 3) {
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((unsigned short)atoi(argv[3]));
+    t0 = now();
+    for (long i = 0; i < n; i++) {
+      int s = socket(AF_INET, SOCK_STREAM, 0);
+      if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) != 0) { perror("connect"); return 1; }
+      close(s);
+    }
+    t1 = now();
+  } else if (!strcmp(argv[1], "connect-inproc")) {
     struct sockaddr_in a;
     socklen_t al = sizeof a;
     memset(&a, 0, sizeof a);
