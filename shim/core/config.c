@@ -58,6 +58,14 @@ int cg_parse_ms(const char *s, unsigned *out)
     }
   }
   if (!digits) return -1;
+  /* Trailing blanks are allowed, as for counts (values pasted from YAML or a shell). */
+  char unit[8];
+  size_t ul = 0;
+  while (*p && !is_space(*p) && ul < sizeof unit - 1) unit[ul++] = *p++;
+  unit[ul] = 0;
+  while (is_space(*p)) p++;
+  if (*p) return -1;
+  p = unit;
   unsigned long long ms;
   if (strcmp(p, "s") == 0 || strcmp(p, "sec") == 0) {
     ms = ip * 1000 + frac * 1000 / scale;
@@ -181,8 +189,16 @@ int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void 
     warn_bad(&w, "RETRIES", v, "expected a count from 0 to 1000", USED_DEFAULT(RETRIES));
   if (GET(BACKOFF_MS) && cg_parse_ms(v, &c->backoff_ms))
     warn_bad(&w, "BACKOFF_MS", v, "expected a duration (N, Nms or Ns)", USED_DEFAULT(BACKOFF_MS));
-  if (GET(BACKOFF_MAX_MS) && cg_parse_ms(v, &c->backoff_max_ms))
-    warn_bad(&w, "BACKOFF_MAX_MS", v, "expected a duration (N, Nms or Ns)", USED_DEFAULT(BACKOFF_MAX_MS));
+  int max_set = 0;
+  if (GET(BACKOFF_MAX_MS)) {
+    if (cg_parse_ms(v, &c->backoff_max_ms))
+      warn_bad(&w, "BACKOFF_MAX_MS", v, "expected a duration (N, Nms or Ns)", USED_DEFAULT(BACKOFF_MAX_MS));
+    else
+      max_set = 1;
+  }
+  /* A first delay above the default cap is a valid choice: the cap follows it silently. Only
+   * a cap the user set below the first delay is worth a warning. */
+  if (c->backoff_max_ms < c->backoff_ms && !max_set) c->backoff_max_ms = c->backoff_ms;
   if (c->backoff_max_ms < c->backoff_ms) {
     snprintf(used, sizeof used, "%u (CONNGUARD_BACKOFF_MS)", c->backoff_ms);
     char cur[32];

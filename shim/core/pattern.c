@@ -87,6 +87,8 @@ int cg_patterns_parse(const char *s, struct cg_patterns *out)
 {
   memset(out, 0, sizeof *out);
   if (!s) return 0;
+  /* An empty (or blank) list is the default of ONLY and SKIP: no patterns, not an error. */
+  if (!s[strspn(s, " \t")]) return 0;
   const char *p = s;
   int any = 0;
   for (;;) {
