@@ -82,22 +82,28 @@ static int family_of(const struct sockaddr *a, socklen_t l)
   return a && l >= sizeof(sa_family_t) ? a->sa_family : AF_UNSPEC;
 }
 
+/* Whether the destination is one we may retry, from the address alone (no system call). */
+static int dst_wanted(const struct sockaddr *a, socklen_t l)
+{
+  int fam = family_of(a, l);
+  /* Unix sockets only when CONNGUARD_ONLY names them: glibc's nscd probes fail all the time. */
+  if (fam == AF_UNIX ? !cg_cfg.only.has_unix : fam != AF_INET && fam != AF_INET6) return 0;
+  if (cg_cfg.skip.n && cg_patterns_match(&cg_cfg.skip, a, l)) return 0;
+  if (cg_cfg.only.n && !cg_patterns_match(&cg_cfg.only, a, l)) return 0;
+  return 1;
+}
+
 /* Whether connect() on fd to this destination is the shim's business at all. */
 static int eligible(int fd, const struct sockaddr *a, socklen_t l)
 {
   int fam = family_of(a, l), v = 0;
   socklen_t vl = sizeof v;
+  if (!dst_wanted(a, l)) return 0;
   if (fam == AF_INET || fam == AF_INET6) {
     if (r_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &vl) < 0 || v != IPPROTO_TCP) return 0;
-  } else if (fam == AF_UNIX) {
-    /* Unix sockets only when CONNGUARD_ONLY names them: glibc's nscd probes fail all the time. */
-    if (!cg_cfg.only.has_unix) return 0;
-    if (r_getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &vl) < 0 || (v != SOCK_STREAM && v != SOCK_SEQPACKET)) return 0;
   } else {
-    return 0;
+    if (r_getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &vl) < 0 || (v != SOCK_STREAM && v != SOCK_SEQPACKET)) return 0;
   }
-  if (cg_cfg.skip.n && cg_patterns_match(&cg_cfg.skip, a, l)) return 0;
-  if (cg_cfg.only.n && !cg_patterns_match(&cg_cfg.only, a, l)) return 0;
   return 1;
 }
 
@@ -444,6 +450,50 @@ static int same_dst(struct cg_fd *e, const struct sockaddr *a, socklen_t l)
   return l == e->addrlen && memcmp(a, &e->addr, l) == 0;
 }
 
+/* ---------- first attempt of a blocking connect ---------- */
+
+/* A blocking connect() waits for the SYN's answer as long as the kernel retransmits (about two
+ * minutes): CONNGUARD_CONNECT_TIMEOUT_MS bounds the first attempt too, through a temporary
+ * SO_SNDTIMEO (no effect on a non-blocking socket, so its flags need not be read here). Returns 1
+ * when armed: the caller restores prog_tv right after connect(). The program's own SO_SNDTIMEO,
+ * when shorter, is left to act alone. Three system calls per connect, no more. */
+static int arm_first_attempt(int fd, struct timeval *prog_tv, int64_t *bound_ns)
+{
+  socklen_t tvl = sizeof *prog_tv;
+  memset(prog_tv, 0, sizeof *prog_tv);
+  if (r_getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, prog_tv, &tvl) < 0) return 0;
+  int64_t prog_ns = (int64_t)prog_tv->tv_sec * 1000000000 + (int64_t)prog_tv->tv_usec * 1000;
+  int64_t b = (int64_t)cg_cfg.connect_timeout_ms * MS_NS;
+  if ((int64_t)cg_cfg.deadline_ms * MS_NS < b) b = (int64_t)cg_cfg.deadline_ms * MS_NS;
+  if (prog_ns > 0 && prog_ns <= b) return 0;
+  struct timeval tv = { b / 1000000000, (b % 1000000000) / 1000 };
+  if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1000;
+  *bound_ns = b;
+  return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0;
+}
+
+static int is_blocking(int fd)
+{
+  int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+  return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+/* Our bound cut short a blocking connect that is not ours to retry (not TCP): finish it as the
+ * kernel would have, waiting out the program's own SO_SNDTIMEO if it has one. */
+static int finish_like_kernel(int fd, const struct timeval *prog_tv, int64_t t0)
+{
+  int64_t prog_ns = (int64_t)prog_tv->tv_sec * 1000000000 + (int64_t)prog_tv->tv_usec * 1000;
+  int64_t left = prog_ns > 0 ? t0 + prog_ns - cg_mono_ns() : -1;
+  if (prog_ns > 0 && left <= 0) { errno = EINPROGRESS; return -1; }
+  int rv = r_poll1(fd, POLLOUT, left);
+  if (rv < 0) return -1;                       /* EINTR, as the kernel's wait would give */
+  if (rv == 0) { errno = EINPROGRESS; return -1; }
+  int err = so_error(fd);
+  if (!err) return 0;
+  errno = err;
+  return -1;
+}
+
 /* ---------- hooks' bodies ---------- */
 
 int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
@@ -482,14 +532,24 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   int64_t t0 = cg_mono_ns();
   cg_stats_use();
   CG_STAT_ADD(connect_attempts, 1);
+  struct timeval prog_tv;
+  int64_t bound_ns = 0;
+  int armed = dst_wanted(a, l) && arm_first_attempt(fd, &prog_tv, &bound_ns);
   int r = r_connect(fd, a, l);
+  int err = errno;
+  if (armed) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
   if (r == 0) {
     if (e && atomic_load(&e->state) != CG_FD_NONE) cg_fd_set_state(fd, e, CG_FD_CONNECTED);
     return 0;
   }
-  int err = errno;
   if (!a || l < sizeof(sa_family_t)) { errno = err; return r; }
   int fam = a->sa_family;
+  if (armed && err == EINPROGRESS && cg_mono_ns() - t0 >= bound_ns / 2 && is_blocking(fd)) {
+    /* Our bound on the first attempt of a blocking connect expired: the SYN went unanswered. */
+    if (!eligible(fd, a, l)) return finish_like_kernel(fd, &prog_tv, t0);
+    reset_socket(fd);
+    return blocking_connect(fd, a, l, ETIMEDOUT, t0);
+  }
   if (err == EINPROGRESS || err == EINTR) {
     if (!eligible(fd, a, l)) { errno = err; return r; }
     e = cg_fd_get(fd, 1);
