@@ -11,13 +11,16 @@
 
 #define CG_EXPORT __attribute__((visibility("default")))
 
-/* Runs expr inside the recursion guard, keeping the errno it left. */
-#define CG_GUARDED(type, expr) ({ \
-    cg_in_hook++;                 \
-    type cg_r_ = (expr);          \
-    int cg_e_ = errno;            \
-    cg_in_hook--;                 \
-    errno = cg_e_;                \
+/* Runs expr inside the recursion guard. A failure keeps the errno the engine set; a success
+ * leaves errno as the program had it (the engine's own calls, failed attempts included, must
+ * not show through a call that succeeded). */
+#define CG_GUARDED(type, expr) ({                 \
+    int cg_e0_ = errno;                           \
+    cg_in_hook++;                                 \
+    type cg_r_ = (expr);                          \
+    int cg_e_ = cg_r_ < 0 ? errno : cg_e0_;       \
+    cg_in_hook--;                                 \
+    errno = cg_e_;                                \
     cg_r_; })
 
 #endif
