@@ -5,13 +5,35 @@ usage: servers.py MODE HOST PORT DELAY COUNT [ARGS...]
   echo   echo one line per connection, COUNT connections
   line   send "hello\n" and close, COUNT connections
 Starts listening only after DELAY seconds (a late server). Exits after 60 s in any case.
+DELAY may also be "after:GLOB:N": start listening as soon as the log files matching GLOB hold
+N connect_failed records (at most 30 s), so that a test knows exactly how many attempts fail.
 """
+import glob
 import socket
 import sys
 import time
 
-mode, host, port, delay, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-time.sleep(delay)
+mode, host, port, delay, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+
+
+def failed_records(pattern):
+    n = 0
+    for path in glob.glob(pattern):
+        try:
+            with open(path, "rb") as f:
+                n += f.read().count(b"connect_failed")
+        except OSError:
+            pass
+    return n
+
+
+if delay.startswith("after:"):
+    pattern, want = delay[6:].rsplit(":", 1)
+    end = time.time() + 30
+    while failed_records(pattern) < int(want) and time.time() < end:
+        time.sleep(0.005)
+else:
+    time.sleep(float(delay))
 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

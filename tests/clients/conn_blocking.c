@@ -1,0 +1,19 @@
+/* Blocking connect(), as wget, python without a timeout and openssl s_client do it. */
+#include "client.h"
+
+int main(int argc, char **argv)
+{
+  struct sockaddr_storage ss;
+  socklen_t len;
+  int fam;
+  parse_args(argc, argv);
+  resolve(&ss, &len, &fam);
+  int fd = make_socket(fam, 0);
+  errno = EBADMSG;
+  int r = connect(fd, (struct sockaddr *)&ss, len);
+  if (r == 0) {
+    if (O.check_errno) note_errno();
+    finish(fd, 0, NULL);
+  }
+  finish(fd, errno, "connect");
+}
