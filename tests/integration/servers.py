@@ -29,6 +29,7 @@ def failed_records(pattern):
 
 if delay.startswith("after:"):
     pattern, want = delay[6:].rsplit(":", 1)
+    print("waiting", flush=True)
     end = time.time() + 30
     while failed_records(pattern) < int(want) and time.time() < end:
         time.sleep(0.005)
