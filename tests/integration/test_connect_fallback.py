@@ -1,0 +1,130 @@
+"""Dual-stack fallback: a client with another address to try must not be held back retrying
+the first one. The backoff here is 3 s, so one retry would cost seconds; the clients must
+finish well under that. Names resolving to both ::1 and 127.0.0.1 come from curl's own
+"localhost" handling, curl --resolve, or a private /etc/hosts in a mount namespace (unshare)."""
+import os
+import shutil
+import subprocess
+
+import cglib
+import cgconn
+from cglib import check
+from cgconn import LogDir
+
+SLOW = {"CONNGUARD_BACKOFF_MS": 3000, "CONNGUARD_BACKOFF_MAX_MS": 3000}
+BOUND = 1.5   # seconds; a single retry would take 3
+
+
+def _need_curl():
+    if not shutil.which("curl"):
+        raise cglib.Skip("curl not installed")
+
+
+def _fallback_record(recs, dst):
+    check(len(recs) == 1, "expected exactly one record (the failed first address)", got=recs)
+    r = recs[0]
+    check(r["event"] == "connect_failed" and r["dst"] == dst and r["attempt"] == 1 and r["action"] == "give_up"
+          and r["reason"] == "fallback_address" and r["errno"] == "ECONNREFUSED", "fallback record", got=r)
+    check(set(r) == cgconn.GIVEUP_KEYS, "record keys", got=sorted(r))
+    cgconn.check_stack(r)
+
+
+def test_curl_localhost_server_on_ipv6_only():
+    """curl resolves "localhost" itself (127.0.0.1, then ::1): with the server on ::1 only,
+    the refused 127.0.0.1 attempt is handed back at once and curl moves on to ::1."""
+    _need_curl()
+    cgconn.need_ipv6()
+    port = cglib.free_port(cgconn.socket.AF_INET6)
+    cgconn.server_now(port, mode="http", host="::1", count=2)
+    bare = cglib.run(["curl", "-sS", "http://localhost:%d/" % port], preload=False)
+    check(bare.out == "ok\n", "curl does not fall back by itself here", got=bare.err)
+    with LogDir() as lg:
+        p = cgconn.timed_run(["curl", "-sS", "http://localhost:%d/" % port], env=lg.env(**SLOW))
+        check(p.returncode == 0 and p.out == "ok\n" and p.err == "", "curl result", got=p.out + p.err)
+        check(p.elapsed < BOUND, "the shim slowed down curl's fallback: %.2fs" % p.elapsed)
+        _fallback_record(lg.records(), "127.0.0.1:%d" % port)
+
+
+def test_curl_resolve_ipv6_first_server_on_ipv4_only():
+    _need_curl()
+    cgconn.need_ipv6()
+    port = cglib.free_port()
+    cgconn.server_now(port, mode="http", count=1)
+    cmd = ["curl", "-sS", "--resolve", "dual.test:%d:[::1],127.0.0.1" % port, "http://dual.test:%d/" % port]
+    with LogDir() as lg:
+        p = cgconn.timed_run(cmd, env=lg.env(**SLOW))
+        check(p.returncode == 0 and p.out == "ok\n", "curl result", got=p.out + p.err)
+        check(p.elapsed < BOUND, "the shim slowed down curl's fallback: %.2fs" % p.elapsed)
+        _fallback_record(lg.records(), "[::1]:%d" % port)
+
+
+def test_curl_localhost_nothing_listening():
+    """Neither family listens: both addresses are retried in full (curl runs them side by side)
+    and curl fails exactly as without the shim."""
+    _need_curl()
+    cgconn.need_ipv6()
+    port = cglib.free_port()
+    while cglib.is_listening(port):
+        port = cglib.free_port()
+    bare = cglib.run(["curl", "-sS", "http://localhost:%d/" % port], preload=False)
+    with LogDir() as lg:
+        p = cgconn.timed_run(["curl", "-sS", "http://localhost:%d/" % port], env=lg.env(), timeout=30)
+        check(p.returncode == bare.returncode == 7, "curl result", got=p.err)
+        recs = lg.records()
+        for dst in ("127.0.0.1:%d" % port, "[::1]:%d" % port):
+            cgconn.check_never([r for r in recs if r["dst"] == dst], dst, module="libcurl")
+
+
+# ---- a private /etc/hosts where dual.test is ::1 then 127.0.0.1 ----
+
+def _hosts_cmd(lg, cmd):
+    hosts = os.path.join(lg.path, "hosts")
+    with open(hosts, "w") as f:
+        f.write("::1 dual.test\n127.0.0.1 dual.test\n")
+    return ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts] + cmd
+
+
+def _need_unshare():
+    if not shutil.which("unshare"):
+        raise cglib.Skip("unshare not installed")
+    try:
+        r = subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=10)
+    except OSError:
+        r = None
+    if r is None or r.returncode != 0:
+        raise cglib.Skip("no mount namespaces here (needs root): cannot give the test its own /etc/hosts")
+
+
+PY = "import socket,sys\ns=socket.create_connection(('dual.test',int(sys.argv[1])))\nprint(s.getpeername()[0], s.recv(100).decode().strip())\n"
+
+
+def test_python_dual_name_server_on_ipv4_only():
+    """python create_connection walks getaddrinfo's list (::1, 127.0.0.1): the refused ::1 is
+    handed back at once because the lookup listed another address after it."""
+    _need_unshare()
+    cgconn.need_ipv6()
+    port = cglib.free_port()
+    cgconn.server_now(port, mode="line", count=2)
+    with LogDir() as lg:
+        bare = cglib.run(_hosts_cmd(lg, [cglib.PYTHON, "-c", PY, str(port)]), preload=False)
+        check(bare.out == "127.0.0.1 hello\n", "python without the shim", got=bare.out + bare.err)
+        p = cgconn.timed_run(_hosts_cmd(lg, [cglib.PYTHON, "-c", PY, str(port)]), env=lg.env(**SLOW))
+        check(p.returncode == 0 and p.out == "127.0.0.1 hello\n", "python result", got=p.out + p.err)
+        check(p.elapsed < BOUND + 0.5, "the shim slowed down python's fallback: %.2fs" % p.elapsed)
+        _fallback_record(lg.records(), "[::1]:%d" % port)
+
+
+def test_python_dual_name_late_server():
+    """Nothing listens yet: ::1 is handed back at once (another address follows), the last
+    address, 127.0.0.1, is retried until the server is up."""
+    _need_unshare()
+    cgconn.need_ipv6()
+    port = cglib.free_port()
+    with LogDir() as lg:
+        cgconn.trigger_server(port, lg, after=2)
+        p = cglib.run(_hosts_cmd(lg, [cglib.PYTHON, "-c", PY, str(port)]), env=lg.env(**cgconn.LATE_ENV), timeout=30)
+        check(p.returncode == 0 and p.out == "127.0.0.1 hello\n", "python result", got=p.out + p.err)
+        recs = lg.records()
+        check(len(recs) == 3, "records", got=recs)
+        _fallback_record(recs[:1], "[::1]:%d" % port)
+        cgconn.check_late(recs[1:], 1, "127.0.0.1:%d" % port, module="python3")
