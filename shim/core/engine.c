@@ -175,10 +175,15 @@ static int64_t budget_end_of(struct cg_fd *e)
   return e->t_start_ns + (int64_t)cg_cfg.deadline_ms * MS_NS;
 }
 
+/* The per-attempt timeout exists to retry a timeout: with timeout left out of
+ * CONNGUARD_RETRY_ON, an attempt is cut only by the deadline, and only one the shim started. */
+static int timeouts_retried(void) { return (cg_cfg.retry_on & CG_CLASS_TIMEOUT) != 0; }
+
 static int64_t attempt_end_of(struct cg_fd *e)
 {
-  int64_t a = e->t_attempt_ns + (int64_t)cg_cfg.connect_timeout_ms * MS_NS;
   int64_t b = budget_end_of(e);
+  if (!timeouts_retried()) return b;
+  int64_t a = e->t_attempt_ns + (int64_t)cg_cfg.connect_timeout_ms * MS_NS;
   return a < b ? a : b;
 }
 
@@ -545,7 +550,7 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   CG_STAT_ADD(connect_attempts, 1);
   struct timeval prog_tv;
   int64_t bound_ns = 0;
-  int armed = dst_wanted(a, l) && arm_first_attempt(fd, &prog_tv, &bound_ns);
+  int armed = timeouts_retried() && dst_wanted(a, l) && arm_first_attempt(fd, &prog_tv, &bound_ns);
   int r = r_connect(fd, a, l);
   int err = errno;
   if (armed) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
