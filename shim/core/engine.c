@@ -189,6 +189,38 @@ static int64_t attempt_end_of(struct cg_fd *e)
 
 /* ---------- blocking connect ---------- */
 
+/* Whether every caught signal has SA_RESTART. */
+static int all_handlers_restart(void)
+{
+  struct sigaction sa;
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0) continue;
+    if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
+    if (!(sa.sa_flags & SA_RESTART)) return 0;
+  }
+  return 1;
+}
+
+/* A signal interrupted a blocking connect that carried our temporary SO_SNDTIMEO. Without
+ * that timeout the kernel restarts the call for SA_RESTART handlers and the program never sees
+ * EINTR; with one it returns EINTR. So: when every handler restarts, keep waiting for this
+ * attempt's result as the kernel would (until `until`, our bound); otherwise EINTR is what the
+ * program may be waiting for (an alarm() around connect). Returns 0 (connected), the attempt's
+ * errno, -1 (our bound expired) or -2 (give the program EINTR). Failure path only. */
+static int finish_interrupted(int fd, int64_t until)
+{
+  if (!all_handlers_restart()) return -2;
+  for (;;) {
+    int64_t left = until - cg_mono_ns();
+    if (left <= 0) return -1;
+    int rv = r_poll1(fd, POLLOUT, left);
+    if (rv < 0 && errno == EINTR) continue;
+    if (rv < 0) return -2;
+    if (rv == 0) return -1;
+    return so_error(fd);
+  }
+}
+
 static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int err, int64_t t0)
 {
   uintptr_t pcs[CG_MAX_STACK];
@@ -229,6 +261,9 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
     e->prev_delay_ms = delay;
     e->attempt++;
+    /* A refused connect() leaves the socket reusable, but not one whose error was read through
+     * SO_ERROR (after an interrupted attempt): that would answer ECONNABORTED. */
+    reset_socket(fd);
     now = e->t_attempt_ns = cg_mono_ns();
 
     /* Per-attempt timeout through SO_SNDTIMEO, unless the program's own is shorter. */
@@ -245,6 +280,12 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     CG_STAT_ADD(connect_attempts, 1);
     int r = r_connect(fd, a, l);
     int e2 = errno;
+    if (ours && r < 0 && e2 == EINTR) {
+      int x = finish_interrupted(fd, limit);
+      if (x == 0) r = 0;
+      else if (x == -1) e2 = EINPROGRESS;
+      else if (x > 0) e2 = x;
+    }
     if (ours) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
     if (r == 0) {
       log_recovered(fd, a, l, e->attempt, cg_mono_ns() - t0);
@@ -283,11 +324,30 @@ static void epoll_hide(int fd, struct cg_fd *e)
   }
 }
 
+/* close() does not take the entry lock (it may run in a signal handler, or in another thread
+ * while we wait): it stores NONE at any time. An entry that is no longer active means the
+ * program closed the fd under us; the number may already be a new descriptor of the program's,
+ * so the engine must neither touch it nor bring the old state back to life. */
+static int alive(struct cg_fd *e) { return cg_state_active(atomic_load(&e->state)); }
+
+/* Moves a locked, active entry to state `to`; 0 (and nothing changed) when close() got there
+ * first. */
+static int move(int fd, struct cg_fd *e, unsigned to)
+{
+  unsigned s = atomic_load(&e->state);
+  do {
+    if (!cg_state_active(s)) return 0;
+  } while (!atomic_compare_exchange_weak(&e->state, &s, to));
+  if (!cg_state_active(to)) cg_active_del(fd);
+  return 1;
+}
+
 static void mark_connected(int fd, struct cg_fd *e)
 {
+  if (!alive(e)) return;
   if (e->attempt > 1) log_recovered(fd, (struct sockaddr *)&e->addr, e->addrlen, e->attempt, cg_mono_ns() - e->t_start_ns);
   epoll_readd(fd, e);
-  cg_fd_set_state(fd, e, CG_FD_CONNECTED);
+  move(fd, e, CG_FD_CONNECTED);
 }
 
 enum { F_RETRY, F_PASS, F_FAILED };
@@ -296,6 +356,7 @@ enum { F_RETRY, F_PASS, F_FAILED };
  * Called with the entry locked. */
 static int on_failure(int fd, struct cg_fd *e, int err, int timed_out)
 {
+  if (!alive(e)) return F_PASS;
   int64_t now = cg_mono_ns();
   unsigned delay = 0;
   const char *why = may_retry(e, now, budget_end_of(e), &delay);
@@ -306,7 +367,7 @@ static int on_failure(int fd, struct cg_fd *e, int err, int timed_out)
      * would then read SO_ERROR 0 from an unconnected socket, and a timer of ours that expires
      * with no retry to follow must change nothing: the program's own timer decides. */
     e->last_err = 0;
-    atomic_store(&e->state, CG_FD_PASSED);
+    move(fd, e, CG_FD_PASSED);
     return F_PASS;
   }
   if (timed_out) { reset_socket(fd); err = ETIMEDOUT; }
@@ -322,31 +383,32 @@ static int on_failure(int fd, struct cg_fd *e, int err, int timed_out)
     log_failure(fd, a, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0, now - e->t_start_ns, why, e->cpcs, e->cnpcs);
     CG_STAT_ADD(give_ups, 1);
     e->pending_err = err;
-    atomic_store(&e->state, CG_FD_FAILED);
-    return F_FAILED;
+    return move(fd, e, CG_FD_FAILED) ? F_FAILED : F_PASS;
   }
   log_failure(fd, a, e->addrlen, err, e->attempt, ACT_RETRY, delay, now - e->t_start_ns, NULL, e->cpcs, e->cnpcs);
   CG_STAT_ADD(retries, 1);
   CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
   e->prev_delay_ms = delay;
   e->t_next_ns = now + (int64_t)delay * MS_NS;
+  if (!alive(e)) return F_PASS;
   epoll_hide(fd, e);
-  atomic_store(&e->state, CG_FD_WAITING);
-  return F_RETRY;
+  return move(fd, e, CG_FD_WAITING) ? F_RETRY : F_PASS;
 }
 
 /* Starts the next attempt of a WAITING entry. Entry locked. */
 static void start_attempt(int fd, struct cg_fd *e)
 {
+  if (!alive(e)) return;
   reset_socket(fd);
   e->attempt++;
   e->t_attempt_ns = cg_mono_ns();
   CG_STAT_ADD(connect_attempts, 1);
   int r = r_connect(fd, (struct sockaddr *)&e->addr, e->addrlen);
   int err = errno;
+  if (!alive(e)) return;
   epoll_readd(fd, e);
   if (r == 0) { mark_connected(fd, e); return; }
-  atomic_store(&e->state, CG_FD_CONNECTING);
+  if (!move(fd, e, CG_FD_CONNECTING)) return;
   if (err == EINPROGRESS || err == EINTR || err == EALREADY) return;
   on_failure(fd, e, err, 0);
 }
@@ -401,7 +463,7 @@ static void passed_read(int fd, struct cg_fd *e, int err)
                 cg_mono_ns() - e->t_start_ns, pass_reason(e), e->cpcs, e->cnpcs);
     CG_STAT_ADD(give_ups, 1);
   }
-  cg_fd_set_state(fd, e, err ? CG_FD_SOCKET : CG_FD_CONNECTED);
+  move(fd, e, err ? CG_FD_SOCKET : CG_FD_CONNECTED);
 }
 
 /* Drives one fd to a result synchronously (getsockopt / status-check connect paths).
@@ -437,7 +499,7 @@ static int drive_sync(int fd, struct cg_fd *e)
                     cg_mono_ns() - e->t_start_ns, "deadline", e->cpcs, e->cnpcs);
         count_failure(ETIMEDOUT);
         CG_STAT_ADD(give_ups, 1);
-        cg_fd_set_state(fd, e, CG_FD_SOCKET);
+        move(fd, e, CG_FD_SOCKET);
         return ETIMEDOUT;
       }
       if (rv & (POLLERR | POLLHUP)) {
@@ -454,7 +516,7 @@ static int drive_sync(int fd, struct cg_fd *e)
     }
     if (st == CG_FD_FAILED) {
       int err = e->pending_err;
-      cg_fd_set_state(fd, e, CG_FD_SOCKET);
+      move(fd, e, CG_FD_SOCKET);
       return err;
     }
     return 0;
@@ -528,12 +590,12 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
       if (st == CG_FD_PASSED) { passed_read(fd, e, err); cg_fd_unlock(e); errno = err; return ret; }
       /* The kernel handed us the failure (and reset the socket): decide as in poll. */
       int f = on_failure(fd, e, err, 0);
-      if (f == F_FAILED) { cg_fd_set_state(fd, e, CG_FD_SOCKET); cg_fd_unlock(e); errno = err; return -1; }
+      if (f == F_FAILED) { move(fd, e, CG_FD_SOCKET); cg_fd_unlock(e); errno = err; return -1; }
     }
     if (atomic_load(&e->state) == CG_FD_FAILED) {
       err = e->pending_err;
       reset_socket(fd);   /* what the kernel's own status-check connect does after reporting */
-      cg_fd_set_state(fd, e, CG_FD_SOCKET);
+      move(fd, e, CG_FD_SOCKET);
       cg_fd_unlock(e);
       errno = err;
       return -1;
@@ -553,6 +615,12 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   int armed = timeouts_retried() && dst_wanted(a, l) && arm_first_attempt(fd, &prog_tv, &bound_ns);
   int r = r_connect(fd, a, l);
   int err = errno;
+  if (armed && r < 0 && err == EINTR) {
+    int x = finish_interrupted(fd, t0 + bound_ns);
+    if (x == 0) r = 0;
+    else if (x == -1) err = EINPROGRESS;    /* our bound expired meanwhile */
+    else if (x > 0) err = x;
+  }
   if (armed) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
   if (r == 0) {
     if (e && atomic_load(&e->state) != CG_FD_NONE) cg_fd_set_state(fd, e, CG_FD_CONNECTED);
@@ -625,7 +693,7 @@ int cg_getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
       return r;
     }
     if (on_failure(fd, e, err, 0) == F_FAILED) {
-      cg_fd_set_state(fd, e, CG_FD_SOCKET);
+      move(fd, e, CG_FD_SOCKET);
       cg_fd_unlock(e);
       return r;
     }
