@@ -3,3 +3,18 @@ $(UNIT_BIN): $(wildcard tests/unit/*.h)
 $(CLIENT_BIN): $(wildcard tests/clients/*.h)
 # The top Makefile's HDRS misses shim/hooks/*.h: a change to hook.h must rebuild the hooks.
 $(HOOK_OBJ): $(wildcard shim/hooks/*.h)
+
+# Helper libraries for the robustness tests (tests/clients/lib/*.c -> build/clients/libNAME.so):
+# cgctor (a DT_NEEDED library whose constructor connects) and cgspy (preloaded before the
+# shim, counts calls the shim makes into its own exported names).
+CG_TEST_LIBS := $(patsubst tests/clients/lib/%.c,$(BUILD)/clients/lib%.so,$(wildcard tests/clients/lib/*.c))
+
+$(BUILD)/clients/lib%.so: tests/clients/lib/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -fPIC -shared -o $@ $< -ldl
+
+$(BUILD)/clients/rb_ctor: tests/clients/rb_ctor.c $(BUILD)/clients/libcgctor.so
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< -L$(BUILD)/clients -lcgctor -Wl,-rpath,'$$ORIGIN'
+
+integration: $(CG_TEST_LIBS)

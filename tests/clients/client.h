@@ -15,6 +15,8 @@
  *   -r     after connecting, read and print one line from the server ("got hello")
  *   -e     edge-triggered (epoll client)
  *   -x     print "errno_kept" when errno after a successful connect path is what it was before
+ *   -b     bind to an ephemeral loopback port first; print "local_port_kept" when getsockname
+ *          still shows it after the connect (retries must not lose the program's bind)
  */
 #ifndef CG_CLIENT_H
 #define CG_CLIENT_H
@@ -35,10 +37,11 @@
 
 struct copts {
   const char *host, *port;
-  int timeout_ms, sndtimeo_ms, tick_ms, show_opts, read_line, edge, check_errno;
+  int timeout_ms, sndtimeo_ms, tick_ms, show_opts, read_line, edge, check_errno, bind_first;
 };
 
-static struct copts O = { NULL, NULL, 30000, 0, 0, 0, 0, 0, 0 };
+static struct copts O = { NULL, NULL, 30000, 0, 0, 0, 0, 0, 0, 0 };
+static int bound_port = -1;
 
 static const char *ename(int e)
 {
@@ -66,6 +69,7 @@ static __attribute__((unused)) void parse_args(int argc, char **argv)
     else if (!strcmp(a, "-r")) O.read_line = 1;
     else if (!strcmp(a, "-e")) O.edge = 1;
     else if (!strcmp(a, "-x")) O.check_errno = 1;
+    else if (!strcmp(a, "-b")) O.bind_first = 1;
     else usage(argv[0]);
   }
 }
@@ -173,6 +177,13 @@ static __attribute__((unused)) void finish(int fd, int err, const char *via)
     fcntl(fd, F_SETFL, fl);
   }
   if (O.show_opts) print_opts(fd);
+  if (O.bind_first && err == 0) {
+    struct sockaddr_storage ls;
+    socklen_t ll = sizeof ls;
+    getsockname(fd, (struct sockaddr *)&ls, &ll);
+    int p = ntohs(ls.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ls)->sin6_port : ((struct sockaddr_in *)&ls)->sin_port);
+    printf(p == bound_port ? "local_port_kept\n" : "local_port_changed %d -> %d\n", bound_port, p);
+  }
   if (O.tick_ms) { ticker_drain(); printf("ticks %ld\n", ticks); }
   fflush(stdout);
   close(fd);
@@ -188,6 +199,36 @@ static __attribute__((unused)) int make_socket(int family, int nonblock)
   if (nonblock) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   if (O.show_opts) set_opts(fd);
   if (O.sndtimeo_ms) set_sndtimeo(fd, O.sndtimeo_ms);
+  if (O.bind_first) {
+    struct sockaddr_storage ls;
+    memset(&ls, 0, sizeof ls);
+    socklen_t ll;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (family == AF_INET6) {
+      struct sockaddr_in6 *a = (void *)&ls;
+      a->sin6_family = AF_INET6;
+      a->sin6_addr = in6addr_loopback;
+      ll = sizeof *a;
+    } else {
+      struct sockaddr_in *a = (void *)&ls;
+      a->sin_family = AF_INET;
+      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ll = sizeof *a;
+    }
+    /* An explicit port (found free with a scratch socket): the kernel keeps a port the program
+     * chose across a failed attempt, and so must the retries. */
+    int scratch = socket(family, SOCK_STREAM, 0);
+    struct sockaddr_storage tmp = ls;
+    socklen_t tl = ll;
+    if (bind(scratch, (struct sockaddr *)&tmp, tl) < 0) { perror("bind"); exit(2); }
+    getsockname(scratch, (struct sockaddr *)&tmp, &tl);
+    close(scratch);
+    if (family == AF_INET6) ((struct sockaddr_in6 *)&ls)->sin6_port = ((struct sockaddr_in6 *)&tmp)->sin6_port;
+    else ((struct sockaddr_in *)&ls)->sin_port = ((struct sockaddr_in *)&tmp)->sin_port;
+    if (bind(fd, (struct sockaddr *)&ls, ll) < 0) { perror("bind"); exit(2); }
+    bound_port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ls)->sin6_port : ((struct sockaddr_in *)&ls)->sin_port);
+  }
   return fd;
 }
 
