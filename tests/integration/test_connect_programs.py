@@ -11,6 +11,8 @@ from cgconn import LogDir
 
 PY_BLOCKING = "import socket,sys\ns=socket.create_connection((sys.argv[1],int(sys.argv[2])))\nprint(s.recv(100).decode().strip())\n"
 PY_TIMEOUT = "import socket,sys\ns=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=float(sys.argv[3]))\nprint(s.recv(100).decode().strip())\n"
+PY_ASYNCIO = ("import asyncio,sys\nasync def main():\n    r,w=await asyncio.open_connection(sys.argv[1],int(sys.argv[2]))\n"
+              "    print((await r.readline()).decode().strip())\n    w.close()\nasyncio.run(main())\n")
 PY_URLLIB = "import sys,urllib.request\nprint(urllib.request.urlopen(sys.argv[1]).read().decode().strip())\n"
 
 
@@ -32,6 +34,8 @@ def _cmd(kind, host, port, timeout=5):
         return [cglib.PYTHON, "-c", PY_BLOCKING, host, str(port)]
     if kind == "py_timeout":
         return [cglib.PYTHON, "-c", PY_TIMEOUT, host, str(port), str(timeout)]
+    if kind == "py_asyncio":
+        return [cglib.PYTHON, "-c", PY_ASYNCIO, host, str(port)]
     if kind == "py_urllib":
         return [cglib.PYTHON, "-c", PY_URLLIB, _url(host, port)]
     if kind == "nc":
@@ -43,9 +47,9 @@ def _cmd(kind, host, port, timeout=5):
 
 SERVER_MODE = {"curl": "http", "curl_timeout": "http", "py_urllib": "http"}
 OUTPUT = {"curl": "ok\n", "curl_timeout": "ok\n", "py_urllib": "ok\n", "py_blocking": "hello\n",
-          "py_timeout": "hello\n", "nc": "hello\n", "nc_z": ""}
+          "py_timeout": "hello\n", "py_asyncio": "hello\n", "nc": "hello\n", "nc_z": ""}
 MODULE = {"curl": "libcurl", "curl_timeout": "libcurl", "py_blocking": "python3", "py_timeout": "python3",
-          "py_urllib": "python3", "nc": "nc", "nc_z": "nc"}
+          "py_urllib": "python3", "py_asyncio": "python3", "nc": "nc", "nc_z": "nc"}
 PROG = {"curl": "curl", "curl_timeout": "curl", "nc": "nc", "nc_z": "nc"}
 
 
@@ -95,7 +99,7 @@ def _make(fn, kind, host):
     return t
 
 
-for _kind in ("curl", "py_blocking", "py_timeout", "py_urllib", "nc", "nc_z"):
+for _kind in ("curl", "py_blocking", "py_timeout", "py_urllib", "py_asyncio", "nc", "nc_z"):
     globals()["test_late_%s" % _kind] = _make(_late, _kind, "127.0.0.1")
     globals()["test_never_%s" % _kind] = _make(_never, _kind, "127.0.0.1")
 for _kind in ("curl", "py_blocking", "py_timeout", "nc_z"):
