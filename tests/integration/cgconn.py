@@ -55,6 +55,11 @@ class LogDir:
              "CONNGUARD_JITTER": "none", "CONNGUARD_BACKOFF_MS": BACKOFF,
              "CONNGUARD_BACKOFF_MAX_MS": BACKOFF_MAX, "CONNGUARD_RETRIES": RETRIES}
         e.update(extra)
+        if "CONNGUARD_BACKOFF_MAX_MS" not in extra:
+            try:   # a larger first delay raises our cap too, rather than draw a warning
+                e["CONNGUARD_BACKOFF_MAX_MS"] = max(int(e["CONNGUARD_BACKOFF_MS"]), BACKOFF_MAX)
+            except ValueError:
+                pass
         return e
 
     def glob(self):
@@ -105,6 +110,7 @@ def trigger_server(port, logdir, after, mode="line", host="127.0.0.1", count=1):
     cmd = [cglib.PYTHON, cglib.SERVERS, mode, host, str(port), "after:%s:%d" % (logdir.glob(), after), str(count)]
     p = cglib.spawn(cmd, stdout=subprocess.PIPE)
     r, _, _ = select.select([p.stdout], [], [], 10)
+    # host "unix:/path": a unix stream socket at that path
     check(r and p.stdout.readline().strip() == b"waiting", "trigger server did not start")
     return p
 

@@ -35,10 +35,14 @@ if delay.startswith("after:"):
         time.sleep(0.005)
 else:
     time.sleep(float(delay))
-fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-s = socket.socket(fam, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((host, port))
+if host.startswith("unix:"):           # HOST unix:/path (PORT ignored): a unix stream socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(host[5:])
+else:
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
 s.listen(64)
 s.settimeout(60)
 print("listening", flush=True)

@@ -243,3 +243,35 @@ def test_unwritable_log_path():
     lines = p.err.splitlines()
     check(len(lines) == 1 and lines[0].startswith("connguard: warning: cannot open CONNGUARD_LOG file /nonexistent-cg/dir/log.")
           and "ENOENT" in lines[0], "one warning", got=p.err)
+
+
+PY_UNIX = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\nprint(s.recv(100).decode().strip())\n"
+
+
+def test_unix_socket_retried_when_only_names_it():
+    """A unix socket whose server is not up yet: ENOENT, retried because CONNGUARD_ONLY names
+    it (here through a wildcard), and recovered."""
+    with LogDir() as lg:
+        path = os.path.join(lg.path, "app.sock")
+        cgconn.trigger_server(0, lg, after=2, host="unix:" + path)
+        env = lg.env(CONNGUARD_ONLY="unix:%s/*.sock" % lg.path, **cgconn.LATE_ENV)
+        p = cglib.run([cglib.PYTHON, "-c", PY_UNIX, path], env=env, timeout=30)
+        check(p.returncode == 0 and p.out == "hello\n", "python unix client", got=p.out + p.err)
+        recs = lg.records()
+        check(len(recs) == 3, "records", got=recs)
+        cgconn.check_failures(recs[:2], 2, errno="ENOENT", dst="unix:" + path, last="retry",
+                              backoff=cgconn.LATE_BACKOFF, cap=cgconn.LATE_BACKOFF)
+        check("does not exist" in recs[0]["hint"], "hint", got=recs[0])
+        cgconn.check_recovered(recs[2], 3, dst="unix:" + path)
+
+
+def test_unix_socket_left_alone_by_default():
+    """Without a unix: pattern in ONLY, unix sockets are not the shim's business (glibc's nscd
+    probes fail all the time): no retry, no record, the same error as without the shim."""
+    with LogDir() as lg:
+        path = os.path.join(lg.path, "missing.sock")
+        bare = cglib.run([cglib.PYTHON, "-c", PY_UNIX, path], preload=False)
+        p = cgconn.timed_run([cglib.PYTHON, "-c", PY_UNIX, path], env=lg.env(CONNGUARD_BACKOFF_MS=3000))
+        check(p.returncode == bare.returncode == 1 and p.err == bare.err, "result", got=p.err)
+        check(p.err.splitlines()[-1] == "FileNotFoundError: [Errno 2] No such file or directory", "error", got=p.err)
+        check(lg.files() == [] and p.elapsed < 2, "retried a unix socket", got=lg.files())
