@@ -201,6 +201,18 @@ static int all_handlers_restart(void)
   return 1;
 }
 
+/* The backoff of a blocking connect. A signal whose handler has SA_RESTART is slept through
+ * (the kernel would restart a blocking connect for it); any other ends the wait (returns 0):
+ * the program counts on it to cut a slow connect short (an alarm() timeout), and gets the
+ * failure it would have had without the shim, only later. */
+static int backoff_sleep(int64_t t)
+{
+  struct timespec ts = { t / 1000000000, t % 1000000000 };
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+    if (!all_handlers_restart()) return 0;
+  return 1;
+}
+
 /* A signal interrupted a blocking connect that carried our temporary SO_SNDTIMEO. Without
  * that timeout the kernel restarts the call for SA_RESTART handlers and the program never sees
  * EINTR; with one it returns EINTR. So: when every handler restarts, keep waiting for this
@@ -257,7 +269,12 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     }
     log_failure(fd, a, l, err, e->attempt, ACT_RETRY, delay, now - t0, NULL, pcs, npcs);
     CG_STAT_ADD(retries, 1);
-    sleep_until(now + (int64_t)delay * MS_NS);
+    if (!backoff_sleep(now + (int64_t)delay * MS_NS)) {
+      log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "interrupted", pcs, npcs);
+      CG_STAT_ADD(give_ups, 1);
+      errno = err;
+      return -1;
+    }
     CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
     e->prev_delay_ms = delay;
     e->attempt++;
