@@ -15,6 +15,7 @@
  *   -r     after connecting, read and print one line from the server ("got hello")
  *   -e     edge-triggered (epoll client)
  *   -x     print "errno_kept" when errno after a successful connect path is what it was before
+ *   -a MS  alarm-style timeout: a SIGALRM handler without SA_RESTART, armed MS before connect()
  *   -b     bind to an ephemeral loopback port first; print "local_port_kept" when getsockname
  *          still shows it after the connect (retries must not lose the program's bind)
  */
@@ -30,17 +31,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 struct copts {
   const char *host, *port;
-  int timeout_ms, sndtimeo_ms, tick_ms, show_opts, read_line, edge, check_errno, bind_first;
+  int timeout_ms, sndtimeo_ms, tick_ms, show_opts, read_line, edge, check_errno, bind_first, alarm_ms;
 };
 
-static struct copts O = { NULL, NULL, 30000, 0, 0, 0, 0, 0, 0, 0 };
+static struct copts O = { NULL, NULL, 30000, 0, 0, 0, 0, 0, 0, 0, 0 };
 static int bound_port = -1;
 
 static const char *ename(int e)
@@ -70,6 +73,7 @@ static __attribute__((unused)) void parse_args(int argc, char **argv)
     else if (!strcmp(a, "-e")) O.edge = 1;
     else if (!strcmp(a, "-x")) O.check_errno = 1;
     else if (!strcmp(a, "-b")) O.bind_first = 1;
+    else if (!strcmp(a, "-a") && i + 1 < argc) O.alarm_ms = atoi(argv[++i]);
     else usage(argv[0]);
   }
 }
@@ -116,6 +120,22 @@ static __attribute__((unused)) void print_opts(int fd)
   int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
   printf("opts nonblock=%d cloexec=%d sndtimeo_ms=%ld rcvbuf=%d keepalive=%d nodelay=%d\n",
          !!(fl & O_NONBLOCK), !!(fdfl & FD_CLOEXEC), (long)(tv.tv_sec * 1000 + tv.tv_usec / 1000), rcv, ka, nd);
+}
+
+static volatile sig_atomic_t alarmed;
+static void on_alarm(int sig) { (void)sig; alarmed = 1; }
+
+/* -a: the classic alarm() timeout around a blocking connect (no SA_RESTART: connect gets
+ * EINTR when it fires). */
+static __attribute__((unused)) void alarm_start(void)
+{
+  if (!O.alarm_ms) return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm;
+  sigaction(SIGALRM, &sa, NULL);
+  struct itimerval it = { { 0, 0 }, { O.alarm_ms / 1000, (O.alarm_ms % 1000) * 1000 } };
+  setitimer(ITIMER_REAL, &it, NULL);
 }
 
 static int ticker = -1;

@@ -9,6 +9,7 @@ int main(int argc, char **argv)
   parse_args(argc, argv);
   resolve(&ss, &len, &fam);
   int fd = make_socket(fam, 0);
+  alarm_start();
   errno = EBADMSG;
   int r = connect(fd, (struct sockaddr *)&ss, len);
   if (r == 0) {

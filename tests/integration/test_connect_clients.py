@@ -134,3 +134,32 @@ def test_program_sndtimeo_longer_than_ours():
               "socket options changed", got=p.out)
         cgconn.check_failures(lg.records(), 2, errno="ETIMEDOUT", last="give_up")
         check(p.elapsed < 3, "took %.1fs" % p.elapsed)
+
+
+def test_alarm_timeout_ends_retries():
+    """A blocking client with an alarm()-style timeout (SIGALRM handler without SA_RESTART,
+    300 ms): the signal ends the backoff and the program gets the refusal it would have had
+    without the shim, at its own deadline instead of after every retry."""
+    port = cglib.free_port()
+    with LogDir() as lg:
+        p = cgconn.timed_run([client("conn_blocking"), "127.0.0.1", str(port), "-a", "300"],
+                             env=lg.env(CONNGUARD_BACKOFF_MS=500, CONNGUARD_BACKOFF_MAX_MS=2000))
+        check(p.out == "error ECONNREFUSED via connect\n", "result", got=p.out + p.err)
+        check(p.elapsed < 1.5, "the program's alarm did not cut the retries: %.1fs" % p.elapsed)
+        recs = lg.records()
+        check(len(recs) == 2, "a retry, then the give-up when the signal came", got=recs)
+        cgconn.check_failures(recs[:1], 1, last="retry", backoff=500, cap=2000)
+        check(recs[1]["attempt"] == 1 and recs[1]["action"] == "give_up" and recs[1]["reason"] == "interrupted",
+              "give-up record", got=recs[1])
+
+
+def test_alarm_timeout_during_syn_drop():
+    """The same alarm during an attempt that waits for a SYN answer: EINTR from connect(),
+    exactly as without the shim, at the same time."""
+    with cglib.FullBacklog() as fb, LogDir() as lg:
+        args = [client("conn_blocking"), "127.0.0.1", str(fb.port), "-a", "300"]
+        bare = cgconn.timed_run(args, preload=False)
+        p = cgconn.timed_run(args, env=lg.env(CONNGUARD_CONNECT_TIMEOUT_MS=2000))
+        check(bare.out == p.out == "error EINTR via connect\n", "result", got=p.out + p.err)
+        check(p.elapsed < 1.5, "took %.1fs" % p.elapsed)
+        check(lg.files() == [], "nothing failed", got=lg.files())
