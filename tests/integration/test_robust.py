@@ -145,6 +145,12 @@ def test_fork_shared_log_whole_records():
 def test_connect_from_a_library_constructor():
     """libcgctor.so (DT_NEEDED) connects from its constructor, which runs before the
     preloaded shim's: the connect is still retried and logged."""
+    # The premise: the loader runs libcgctor's constructor before the shim's.
+    order = cglib.run([client("rb_ctor")], env={"LD_DEBUG": "files"})
+    inits = [l.split("calling init: ")[1] for l in order.err.splitlines() if "calling init: " in l]
+    ctor = [i for i, m in enumerate(inits) if m.endswith("/libcgctor.so")]
+    shim = [i for i, m in enumerate(inits) if m.endswith("/libconnguard.so")]
+    check(ctor and shim and ctor[0] < shim[0], "libcgctor's constructor does not run first here", got=inits)
     port = cglib.free_port()
     with LogDir() as lg:
         cgconn.trigger_server(port, lg, after=2)
