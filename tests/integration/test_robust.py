@@ -103,10 +103,13 @@ def _fork_env(lg, per_process=True):
 def test_fork_and_exec_one_log_per_process():
     port = cglib.free_port()
     bare = cglib.run([client("rb_fork"), str(port)], preload=False)
-    bare_pipes = int(re.search(r"pipes=(\d+)", bare.out).group(1))
+    m = re.search(r"pipes=(\d+)", bare.out)
+    check(bare.returncode == 0 and m, "rb_fork without the shim", got=bare.out + bare.err)
+    bare_pipes = int(m.group(1))
     with LogDir() as lg:
         p = cglib.run([client("rb_fork"), str(port)], env=_fork_env(lg), timeout=60)
-        check(p.returncode == 0, "rb_fork", got=p.out + p.err)
+        check(p.returncode == 0 and re.search(r"exec-child pid=\d+ .*\nparent pid=", p.out), "rb_fork",
+              got="rc=%d\n%s%s" % (p.returncode, p.out, p.err))
         pids = {int(m) for m in re.findall(r"pid=(\d+)", p.out)}
         parent = int(re.search(r"parent pid=(\d+)", p.out).group(1))
         exec_child = int(re.search(r"exec-child pid=(\d+)", p.out).group(1))
