@@ -199,8 +199,13 @@ def check_recovered(rec, attempts, dst=None, fd=None):
 
 
 def check_late(recs, failed, dst, errno="ECONNREFUSED", module=None, backoff=LATE_BACKOFF, cap=LATE_BACKOFF):
-    """`failed` retried failures, then one connect_recovered with attempts = failed + 1."""
-    check(len(recs) == failed + 1, "expected %d failures + 1 recovery, got %d records" % (failed, len(recs)), got=recs)
+    """`failed` retried failures, then one connect_recovered with attempts = failed + 1.
+    The trigger server starts listening after the `failed`-th record; on a machine loaded far
+    beyond its cores it may miss the next attempt by a few hundred ms, never be early: one or
+    two more failures are accepted, and the records must then agree with that count exactly."""
+    n = len(recs) - 1
+    check(failed <= n <= failed + 2, "expected %d failures + 1 recovery, got %d records" % (failed, len(recs)), got=recs)
+    failed = n
     check_failures(recs[:-1], failed, errno=errno, dst=dst, last="retry", module=module, backoff=backoff, cap=cap)
     check_recovered(recs[-1], failed + 1, dst=dst, fd=recs[0]["fd"])
     check(recs[-1]["elapsed_ms"] >= recs[-2]["elapsed_ms"] + recs[-2]["delay_ms"] - 2, "recovered too early", got=recs)

@@ -125,6 +125,6 @@ def test_python_dual_name_late_server():
         p = cglib.run(_hosts_cmd(lg, [cglib.PYTHON, "-c", PY, str(port)]), env=lg.env(**cgconn.LATE_ENV), timeout=30)
         check(p.returncode == 0 and p.out == "127.0.0.1 hello\n", "python result", got=p.out + p.err)
         recs = lg.records()
-        check(len(recs) == 3, "records", got=recs)
+        check(len(recs) >= 3, "records", got=recs)
         _fallback_record(recs[:1], "[::1]:%d" % port)
         cgconn.check_late(recs[1:], 1, "127.0.0.1:%d" % port, module="python3")
