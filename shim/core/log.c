@@ -144,7 +144,9 @@ void cg_log_write(const char *buf, size_t len)
 
 void cg_log_prepare(void)
 {
-  if (in_log) return;
+  /* Only stderr can be lost before exit (closed by the program); a file path is opened when the
+   * first record comes, so that a healthy run leaves no (empty) log file behind. */
+  if (!to_stderr || in_log) return;
   in_log = 1;
   int saved = errno;
   unsigned spins = 0;

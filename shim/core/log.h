@@ -44,8 +44,9 @@ const char *cg_rec_finish(struct cg_rec *r, size_t *len);
 /* Writes raw bytes to the log destination with one write(); reopens it if the program closed
  * or replaced our descriptor. Never fails the caller. */
 void cg_log_write(const char *buf, size_t len);
-/* Opens (or dups) the log destination now, so that records written at exit still reach it
- * when the program closes its stderr first (gnulib's close_stdout does). */
+/* Dups stderr now when it is the log destination, so that records written at exit still
+ * reach it when the program closes its stderr first (gnulib's close_stdout does). A log file
+ * is only created by the first record. */
 void cg_log_prepare(void);
 /* After fork in the child: a %p path must name the child. */
 void cg_log_after_fork(void);
