@@ -1,6 +1,7 @@
 #include "engine.h"
 #include "clock.h"
 #include "fdtable.h"
+#include "leak.h"
 #include "log.h"
 #include "policy.h"
 #include "real.h"
@@ -45,6 +46,19 @@ static int r_connect(int fd, const struct sockaddr *a, socklen_t l)
 static int r_getsockopt(int fd, int lv, int o, void *v, socklen_t *l)
 {
   return cg_real.getsockopt ? cg_real.getsockopt(fd, lv, o, v, l) : (int)syscall(SYS_getsockopt, fd, lv, o, v, l);
+}
+
+static int r_setsockopt(int fd, int lv, int o, const void *v, socklen_t l)
+{
+  return cg_real.setsockopt ? cg_real.setsockopt(fd, lv, o, v, l) : (int)syscall(SYS_setsockopt, fd, lv, o, v, l);
+}
+
+atomic_int cg_sndtimeo_seen;
+
+void cg_note_setsockopt(int level, int opt)
+{
+  if (level == SOL_SOCKET && (opt == SO_SNDTIMEO_OLD || opt == SO_SNDTIMEO_NEW))
+    atomic_store_explicit(&cg_sndtimeo_seen, 1, memory_order_relaxed);
 }
 
 static int r_poll1(int fd, short events, int64_t timeout_ns)
@@ -292,7 +306,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     if (prog_ns <= 0 || left < prog_ns) {
       struct timeval tv = { left / 1000000000, (left % 1000000000) / 1000 };
       if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1000;
-      ours = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0;
+      ours = r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0;
     }
     CG_STAT_ADD(connect_attempts, 1);
     int r = r_connect(fd, a, l);
@@ -303,7 +317,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
       else if (x == -1) e2 = EINPROGRESS;
       else if (x > 0) e2 = x;
     }
-    if (ours) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
+    if (ours) r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
     if (r == 0) {
       log_recovered(fd, a, l, e->attempt, cg_mono_ns() - t0);
       return 0;
@@ -556,7 +570,14 @@ static int arm_first_attempt(int fd, struct timeval *prog_tv, int64_t *bound_ns)
 {
   socklen_t tvl = sizeof *prog_tv;
   memset(prog_tv, 0, sizeof *prog_tv);
-  if (r_getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, prog_tv, &tvl) < 0) return 0;
+  /* A socket this process made with socket(), in a process that never set SO_SNDTIMEO on any
+   * socket, has none: no need to ask the kernel (one system call less per connect). Anything
+   * else (dup'ed, inherited, received) is asked. */
+  struct cg_fd *e = cg_fd_peek(fd);
+  int known_unset = !atomic_load_explicit(&cg_sndtimeo_seen, memory_order_relaxed) && e &&
+                    atomic_load_explicit(&e->track, memory_order_acquire) == CG_VIA_SOCKET &&
+                    e->owner == cg_leak_self_pid();
+  if (!known_unset && r_getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, prog_tv, &tvl) < 0) return 0;
   int64_t prog_ns = (int64_t)prog_tv->tv_sec * 1000000000 + (int64_t)prog_tv->tv_usec * 1000;
   int64_t b = (int64_t)cg_cfg.connect_timeout_ms * MS_NS;
   if ((int64_t)cg_cfg.deadline_ms * MS_NS < b) b = (int64_t)cg_cfg.deadline_ms * MS_NS;
@@ -564,7 +585,7 @@ static int arm_first_attempt(int fd, struct timeval *prog_tv, int64_t *bound_ns)
   struct timeval tv = { b / 1000000000, (b % 1000000000) / 1000 };
   if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1000;
   *bound_ns = b;
-  return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0;
+  return r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0;
 }
 
 static int is_blocking(int fd)
@@ -638,7 +659,7 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
     else if (x == -1) err = EINPROGRESS;    /* our bound expired meanwhile */
     else if (x > 0) err = x;
   }
-  if (armed) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
+  if (armed) r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
   if (r == 0) {
     if (e && atomic_load(&e->state) != CG_FD_NONE) cg_fd_set_state(fd, e, CG_FD_CONNECTED);
     return 0;

@@ -46,5 +46,7 @@ void cg_note_addrinfo(const void *res);
 int cg_has_fallback(const struct sockaddr *sa, socklen_t len);
 
 void cg_after_fork_child(void);
+/* setsockopt() seen: once the program sets SO_SNDTIMEO anywhere, connect asks the kernel for it. */
+void cg_note_setsockopt(int level, int opt);
 
 #endif

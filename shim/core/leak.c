@@ -26,7 +26,7 @@
  * sockets when it closes its copies before exec. */
 static atomic_int self_pid_v;
 
-static pid_t self_pid(void)
+pid_t cg_leak_self_pid(void)
 {
   pid_t p = atomic_load_explicit(&self_pid_v, memory_order_relaxed);
   if (!p) {
@@ -145,7 +145,7 @@ static void drop_stale(struct cg_fd *e)
     if (!atomic_compare_exchange_strong(&e->track, &t, 0)) return;
     slot_release(e);
     CG_STAT_ADD(open_sockets, -1);
-  } else if (self_pid() == real) {
+  } else if (cg_leak_self_pid() == real) {
     atomic_compare_exchange_strong(&e->track, &t, 0);   /* inherited from the parent */
   }
   /* else: a vfork child running in its parent's memory: nothing here is ours to change. */
@@ -182,7 +182,7 @@ static void prepare_log_once(pid_t me)
 static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const struct stat *st,
                    const struct sockaddr *peer, socklen_t plen)
 {
-  pid_t me = self_pid();
+  pid_t me = cg_leak_self_pid();
   uintptr_t pcs[CG_ST_FRAMES];
   int n = stack_depth() > 0 ? cg_stack_capture(pcs, stack_depth()) : 0;
   e->kind = kind;
@@ -250,7 +250,7 @@ void cg_leak_note_peer(int fd, const struct sockaddr *addr, socklen_t len)
 {
   struct cg_fd *e = cg_fd_peek(fd);
   if (!e || !addr || len < sizeof(sa_family_t) || !atomic_load_explicit(&e->track, memory_order_acquire) ||
-      e->owner != self_pid())
+      e->owner != cg_leak_self_pid())
     return;
   int fam = addr->sa_family;
   if (fam != AF_INET && fam != AF_INET6 && fam != AF_UNIX) return;   /* AF_UNSPEC: a disconnect */
@@ -295,7 +295,7 @@ void cg_leak_forget(int fd, struct cg_fd *e)
    * socket alone. The cached pid, not getpid(): a syscall on every socket close costs more
    * than the rare case it would catch (a vfork child closing tracked sockets one by one; the
    * bulk closes such children do, close_range/closefrom, check cg_leak_borrowed_memory). */
-  if (e->owner != self_pid()) return;
+  if (e->owner != cg_leak_self_pid()) return;
   if (!atomic_compare_exchange_strong(&e->track, &t, 0)) return;
   slot_release(e);
   CG_STAT_ADD(open_sockets, -1);
@@ -692,7 +692,7 @@ void cg_leak_init(void)
   if (!cg_enabled || atomic_exchange(&done, 1)) return;
   /* Even with leak tracking off: the bulk close hooks use the pid to recognise a vfork child
    * (cg_leak_borrowed_memory), which protects the engine's state too. */
-  self_pid();
+  cg_leak_self_pid();
   pthread_atfork(NULL, NULL, cg_leak_after_fork_child);
   if (cg_cfg.leaks != CG_LEAKS_EXIT) return;
   cg_stats_set_leak(1, cg_cfg.leak_age_ms);

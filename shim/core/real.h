@@ -13,6 +13,7 @@ struct cg_real {
   int (*socket)(int, int, int);
   int (*connect)(int, const struct sockaddr *, socklen_t);
   int (*getsockopt)(int, int, int, void *, socklen_t *);
+  int (*setsockopt)(int, int, int, const void *, socklen_t);
   int (*close)(int);
   int (*poll)(struct pollfd *, nfds_t, int);
   int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);

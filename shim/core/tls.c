@@ -1002,15 +1002,15 @@ static void timeouts_limit(int fd, struct timeouts *t, int opt, int64_t left)
   if (p > 0 && p <= left) return;
   if (left < MS_NS) left = MS_NS;
   struct timeval tv = { left / 1000000000, (left % 1000000000) / 1000 };
-  if (setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv) == 0) {
+  if (cg_real.setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv) == 0) {
     if (opt == SO_SNDTIMEO) t->set_snd = 1; else t->set_rcv = 1;
   }
 }
 
 static void timeouts_restore(int fd, struct timeouts *t)
 {
-  if (t->set_snd) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &t->snd, sizeof t->snd);
-  if (t->set_rcv) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t->rcv, sizeof t->rcv);
+  if (t->set_snd) cg_real.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &t->snd, sizeof t->snd);
+  if (t->set_rcv) cg_real.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t->rcv, sizeof t->rcv);
   t->set_snd = t->set_rcv = 0;
 }
 
