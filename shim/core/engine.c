@@ -741,10 +741,18 @@ static int filter_revents(int fd, int rev)
   cg_fd_lock(e);
   st = atomic_load(&e->state);
   if (st == CG_FD_CONNECTING && rev) {
-    if (rev & (POLLERR | POLLHUP)) {
+    /* rev may be older than the attempt now in flight: another thread's tick can reset the
+     * socket and start the next attempt while this one is between the kernel's answer and
+     * this lock. Judged on that stale POLLHUP, a socket in SYN_SENT (SO_ERROR 0) would pass
+     * as connected. Decide on the socket's state now. */
+    int cur = r_poll1(fd, POLLOUT, 0);
+    if (cur == 0) {
+      rev = 0;                               /* the current attempt is still in progress */
+    } else if (cur > 0 && (cur & (POLLERR | POLLHUP))) {
       if (on_failure(fd, e, 0, 0) == F_RETRY) rev = 0;
-    } else if (rev & POLLOUT) {
+    } else if (cur > 0 && (cur & POLLOUT)) {
       mark_connected(fd, e);
+      rev &= ~(POLLERR | POLLHUP);           /* stale; connected sockets report POLLOUT on their own */
     }
   } else if (st == CG_FD_WAITING) {
     rev = 0;
