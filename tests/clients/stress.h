@@ -26,13 +26,13 @@ struct hist {
 
 static struct hist hist = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}}, {0} };
 
-static const char *err_name(int e)
+static inline const char *err_name(int e)
 {
   const char *n = strerrorname_np(e);
   return n ? n : "E?";
 }
 
-static void hist_add(const char *what)
+static inline void hist_add(const char *what)
 {
   pthread_mutex_lock(&hist.mu);
   int i;
@@ -43,13 +43,13 @@ static void hist_add(const char *what)
   pthread_mutex_unlock(&hist.mu);
 }
 
-static int hist_cmp(const void *a, const void *b)
+static inline int hist_cmp(const void *a, const void *b)
 {
   return strcmp((const char *)a, (const char *)b);
 }
 
 /* "result <name> <count>" lines, sorted by name: the part a test compares between runs. */
-static void hist_print(const char *prefix)
+static inline void hist_print(const char *prefix)
 {
   char lines[HIST_MAX][96];
   pthread_mutex_lock(&hist.mu);
