@@ -251,6 +251,12 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
   int64_t prog_ns = (int64_t)prog_tv.tv_sec * 1000000000 + (int64_t)prog_tv.tv_usec * 1000;
   int64_t budget_end = budget_end_of(e);
   if (prog_ns > 0 && t0 + prog_ns < budget_end) budget_end = t0 + prog_ns;
+  /* close()/dup2() bump the slot's generation: a signal handler (the alarm()-then-close()
+   * connect timeout) or another thread may close the fd during our backoff, and the number
+   * may already name another file or socket. From then on the fd is not ours to touch. */
+  struct cg_fd *slot = cg_fd_get(fd, 1);
+  unsigned gen0 = slot ? atomic_load(&slot->gen) : 0;
+#define FD_REPLACED() (slot && atomic_load(&slot->gen) != gen0)
 
   for (;;) {
     int64_t now = cg_mono_ns();
@@ -276,6 +282,13 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
       return -1;
     }
     CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
+    if (FD_REPLACED()) {
+      /* What the program would have seen without us: the failure, before its handler ran. */
+      log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "fd_closed", pcs, npcs);
+      CG_STAT_ADD(give_ups, 1);
+      errno = err;
+      return -1;
+    }
     e->prev_delay_ms = delay;
     e->attempt++;
     /* A refused connect() leaves the socket reusable, but not one whose error was read through
@@ -297,8 +310,10 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     CG_STAT_ADD(connect_attempts, 1);
     int r = r_connect(fd, a, l);
     int e2 = errno;
+    if (FD_REPLACED()) { errno = e2; return r; }   /* closed during the attempt: hands off */
     if (ours && r < 0 && e2 == EINTR) {
       int x = finish_interrupted(fd, limit);
+      if (FD_REPLACED()) { errno = err; return -1; }
       if (x == 0) r = 0;
       else if (x == -1) e2 = EINPROGRESS;
       else if (x > 0) e2 = x;
@@ -321,6 +336,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     err = e2;
   }
 }
+#undef FD_REPLACED
 
 /* ---------- non-blocking state machine ---------- */
 
