@@ -20,7 +20,7 @@
 struct hist {
   pthread_mutex_t mu;
   int n;
-  char name[HIST_MAX][48];
+  char name[HIST_MAX][128];
   long count[HIST_MAX];
 };
 
@@ -51,7 +51,7 @@ static inline int hist_cmp(const void *a, const void *b)
 /* "result <name> <count>" lines, sorted by name: the part a test compares between runs. */
 static inline void hist_print(const char *prefix)
 {
-  char lines[HIST_MAX][96];
+  char lines[HIST_MAX][192];
   pthread_mutex_lock(&hist.mu);
   for (int i = 0; i < hist.n; i++)
     snprintf(lines[i], sizeof lines[i], "%s %s %ld", prefix, hist.name[i], hist.count[i]);
