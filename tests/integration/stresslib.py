@@ -7,6 +7,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import threading
 import time
 
 import cglib
@@ -119,3 +121,36 @@ def run_pair(argv, env, timeout=90, compare=True):
     if compare:
         check(b == s, "results differ: without the shim %s, with it %s" % (b, s))
     return p, logs, b, s
+
+
+class LateListener:
+    """A bound socket that refuses connects until listen() is called; then accepts and closes."""
+
+    def __init__(self):
+        self.s = socket.socket()
+        self.s.bind(("127.0.0.1", 0))
+        self.port = self.s.getsockname()[1]
+        self.accepted = 0
+        self.t = None
+
+    def start(self):
+        self.s.listen(128)
+        self.s.settimeout(0.2)
+        self.stop_flag = False
+        self.t = threading.Thread(target=self._loop, daemon=True)
+        self.t.start()
+
+    def _loop(self):
+        while not self.stop_flag:
+            try:
+                c, _ = self.s.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            c.close()
+
+    def close(self):
+        if self.t:
+            self.stop_flag = True
+            self.t.join(5)
+        self.s.close()

@@ -2,9 +2,6 @@
 blocking connect, poll, epoll and select. Each run is compared with the same run without the
 shim (what every connect returned), and its per-process JSON log is read strictly with exact
 record counts. A hang ends in the client's watchdog (SIGALRM) or the run's timeout."""
-import socket
-import threading
-
 import cglib
 import stresslib
 from cglib import check
@@ -85,41 +82,8 @@ def test_storm_syn_drop_block_program_timeout():
     logs.remove()
 
 
-class _LateListener:
-    """A bound socket that refuses connects until listen() is called; then accepts and closes."""
-
-    def __init__(self):
-        self.s = socket.socket()
-        self.s.bind(("127.0.0.1", 0))
-        self.port = self.s.getsockname()[1]
-        self.accepted = 0
-        self.t = None
-
-    def start(self):
-        self.s.listen(128)
-        self.s.settimeout(0.2)
-        self.stop_flag = False
-        self.t = threading.Thread(target=self._loop, daemon=True)
-        self.t.start()
-
-    def _loop(self):
-        while not self.stop_flag:
-            try:
-                c, _ = self.s.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            c.close()
-
-    def close(self):
-        if self.t:
-            self.stop_flag = True
-            self.t.join(5)
-        self.s.close()
-
-
 def _late(mode):
-    lst = _LateListener()
+    lst = stresslib.LateListener()
     logs = stresslib.LogDir()
     try:
         argv = [client("stress_connect"), mode, str(THREADS), "1", str(lst.port), "10000"]
