@@ -886,7 +886,10 @@ static int epoll_owner(int epfd, uint64_t data)
   int n = cg_active_list(fds, 256);
   for (int i = 0; i < n; i++) {
     struct cg_fd *e = cg_fd_peek(fds[i]);
-    if (e && e->ep_fd == epfd + 1 && e->ep_data == data) return fds[i];
+    /* Unlocked: the registration may change under us (relaxed atomics; a stale match is no
+     * worse than the event's own staleness, and filter_revents re-reads the socket). */
+    if (e && __atomic_load_n(&e->ep_fd, __ATOMIC_RELAXED) == epfd + 1 &&
+        __atomic_load_n(&e->ep_data, __ATOMIC_RELAXED) == data) return fds[i];
   }
   return -1;
 }
@@ -934,8 +937,8 @@ int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     /* We took the fd out of this set while it waits for its next attempt: answer as the
      * kernel would have if it were still there, and re-add it with the program's wishes. */
     int r = 0;
-    if (op == EPOLL_CTL_DEL) { e->ep_removed = 0; e->ep_fd = 0; }
-    else if (op == EPOLL_CTL_MOD && ev) { e->ep_events = ev->events; e->ep_data = ev->data.u64; }
+    if (op == EPOLL_CTL_DEL) { e->ep_removed = 0; __atomic_store_n(&e->ep_fd, 0, __ATOMIC_RELAXED); }
+    else if (op == EPOLL_CTL_MOD && ev) { e->ep_events = ev->events; __atomic_store_n(&e->ep_data, ev->data.u64, __ATOMIC_RELAXED); }
     else if (op == EPOLL_CTL_ADD) { errno = EEXIST; r = -1; }
     cg_fd_unlock(e);
     return r;
@@ -943,9 +946,11 @@ int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
   int r = cg_real.epoll_ctl(epfd, op, fd, ev);
   if (r == 0) {
     if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && ev) {
-      e->ep_fd = epfd + 1; e->ep_events = ev->events; e->ep_data = ev->data.u64;
+      /* epoll_owner() reads these without the lock. */
+      __atomic_store_n(&e->ep_fd, epfd + 1, __ATOMIC_RELAXED); e->ep_events = ev->events;
+      __atomic_store_n(&e->ep_data, ev->data.u64, __ATOMIC_RELAXED);
     } else if (op == EPOLL_CTL_DEL && e->ep_fd == epfd + 1) {
-      e->ep_fd = 0;
+      __atomic_store_n(&e->ep_fd, 0, __ATOMIC_RELAXED);
     }
   }
   cg_fd_unlock(e);
