@@ -12,6 +12,8 @@
 #                        off atomics' synchronisation there, so every lock of ours would be
 #                        reported as a race. Stacks are off (CONNGUARD_STACK_DEPTH=0): libunwind's
 #                        thread-exit destructor crashes inside TSan's mutex interceptor.
+#                        Thread-leak reports are off: a forked child of a threaded client
+#                        "leaks" every thread of its parent, with or without the shim.
 #   make check-valgrind  memcheck on a threaded client against a late server, shim preloaded;
 #                        fails on any error (tests/valgrind.supp: known loader noise only).
 # Reports go to BUILD/san/: a run fails when any report file is there.
@@ -52,10 +54,10 @@ check-tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="$(SAN_TSAN_CFLAGS)" all \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(CLIENT_BIN) $(UNIT_BIN))
 	@echo "== unit tests (TSan)"
-	@TSAN_OPTIONS=halt_on_error=0:log_path=$(CURDIR)/build-tsan/san/tsan \
+	@TSAN_OPTIONS=halt_on_error=0:report_thread_leaks=0:log_path=$(CURDIR)/build-tsan/san/tsan \
 	  $(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="$(SAN_TSAN_CFLAGS)" unit
 	@echo "== stress tests (TSan clients, TSan shim preloaded)"
-	@CG_SAN_ENV="CONNGUARD_STACK_DEPTH=0" TSAN_OPTIONS=halt_on_error=0:log_path=$(CURDIR)/build-tsan/san/tsan \
+	@CG_SAN_ENV="CONNGUARD_STACK_DEPTH=0" TSAN_OPTIONS=halt_on_error=0:report_thread_leaks=0:log_path=$(CURDIR)/build-tsan/san/tsan \
 	  $(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="$(SAN_TSAN_CFLAGS)" integration TESTS=test_stress_
 	$(call san_reports,build-tsan/san)
 
