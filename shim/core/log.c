@@ -173,6 +173,23 @@ static int needs_quotes(const char *s)
   return 0;
 }
 
+/* Text-format values that are not quoted (details, frame names): a control byte could end the
+ * line and start a forged one (a certificate SAN reaches cert_san as the server sent it). */
+static void put_text(struct cg_buf *b, const char *v)
+{
+  static const char hex[] = "0123456789abcdef";
+  for (const char *p = v; *p;) {
+    const char *q = p;
+    while (*q && (unsigned char)*q >= 0x20 && *q != 0x7f) q++;
+    cg_buf_putn(b, p, (size_t)(q - p));
+    if (!*q) break;
+    unsigned char c = (unsigned char)*q;
+    char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
+    cg_buf_putn(b, e, 4);
+    p = q + 1;
+  }
+}
+
 static void prefix(struct cg_rec *r)
 {
   cg_buf_puts(&r->b, "==");
@@ -317,7 +334,7 @@ void cg_rec_detail(struct cg_rec *r, const char *k, const char *v)
   r->detail = 1;
   size_t m = mark(r);
   key(r, k);
-  cg_buf_puts(&r->b, v ? v : "");
+  put_text(&r->b, v ? v : "");
   rollback(r, m);
 }
 
@@ -362,14 +379,14 @@ void cg_rec_stack(struct cg_rec *r, const uintptr_t *pcs, int n)
     cg_buf_hex(&r->b, f.pc);
     cg_buf_puts(&r->b, " in ");
     if (f.symbol) {
-      cg_buf_puts(&r->b, f.symbol);
+      put_text(&r->b, f.symbol);
       cg_buf_putc(&r->b, '+');
       cg_buf_hex(&r->b, f.sym_off);
     } else {
       cg_buf_puts(&r->b, "??");
     }
     cg_buf_puts(&r->b, " (");
-    cg_buf_puts(&r->b, f.module);
+    put_text(&r->b, f.module);
     cg_buf_putc(&r->b, '+');
     cg_buf_hex(&r->b, f.offset);
     cg_buf_putc(&r->b, ')');
