@@ -42,7 +42,7 @@ check-asan:
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/build-asan/san/ubsan \
 	  $(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(SAN_ASAN_CFLAGS)" unit
 	@echo "== integration tests (ASan runtime preloaded before build-asan/libconnguard.so)"
-	@CG_SAN_PRELOAD=$(SAN_ASAN_RT) \
+	@CG_SAN_PRELOAD=$(SAN_ASAN_RT) CG_TEST_SLOW=3 \
 	  ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:halt_on_error=1:log_path=$(CURDIR)/build-asan/san/asan \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/build-asan/san/ubsan \
 	  $(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(SAN_ASAN_CFLAGS)" integration
@@ -57,7 +57,7 @@ check-tsan:
 	@TSAN_OPTIONS=halt_on_error=0:report_thread_leaks=0:log_path=$(CURDIR)/build-tsan/san/tsan \
 	  $(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="$(SAN_TSAN_CFLAGS)" unit
 	@echo "== stress tests (TSan clients, TSan shim preloaded)"
-	@CG_SAN_ENV="CONNGUARD_STACK_DEPTH=0" TSAN_OPTIONS=halt_on_error=0:report_thread_leaks=0:log_path=$(CURDIR)/build-tsan/san/tsan \
+	@CG_SAN_ENV="CONNGUARD_STACK_DEPTH=0" CG_TEST_SLOW=5 TSAN_OPTIONS=halt_on_error=0:report_thread_leaks=0:log_path=$(CURDIR)/build-tsan/san/tsan \
 	  $(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="$(SAN_TSAN_CFLAGS)" integration TESTS=test_stress_
 	$(call san_reports,build-tsan/san)
 

@@ -23,6 +23,11 @@ FAST = {
 }
 
 
+# Sanitizer runs are several times slower: program-side timeouts that must outlast the shim's
+# retries are multiplied by this (mk/sanitize.mk sets it).
+SLOW = float(os.environ.get("CG_TEST_SLOW", "1"))
+
+
 def client(name):
     return os.path.join(cglib.CLIENTS, name)
 

@@ -46,7 +46,7 @@ def test_storm_refused_select():
 def _syn_drop(mode):
     with cglib.FullBacklog() as fb:
         p, logs, base, shim = run_pair(
-            [client("stress_connect"), mode, str(THREADS), "2", str(fb.port), "700"],
+            [client("stress_connect"), mode, str(THREADS), "2", str(fb.port), str(int(700 * stresslib.SLOW))],
             {"CONNGUARD_CONNECT_TIMEOUT_MS": "100", "CONNGUARD_BACKOFF_MS": "20"})
     n = THREADS * 2
     check(base == {"timeout": n}, "without the shim every connect times out in the program's poll", got=base)
@@ -90,7 +90,7 @@ def _late(mode):
         base = cglib.run(argv, preload=False, timeout=60)
         check(base.returncode == 0 and stresslib.results(base.out) == {"ECONNREFUSED": THREADS},
               "without the shim every connect is refused", got=base.out)
-        env = dict(stresslib.FAST, CONNGUARD_BACKOFF_MS="2000", CONNGUARD_RETRIES="3",
+        env = dict(stresslib.FAST, CONNGUARD_BACKOFF_MS=str(int(2000 * stresslib.SLOW)), CONNGUARD_RETRIES="3",
                    CONNGUARD_LOG=logs.template)
         p = cglib.spawn(argv, env=env, preload=True, stdout=cglib.subprocess.PIPE, stderr=cglib.subprocess.PIPE)
         # Every thread's first attempt is refused and its retry waits 2 s: the listener
