@@ -87,9 +87,11 @@ static int log_open(void)
   }
   char path[CG_PATH_MAX + 16];
   cg_log_expand_path(path_tmpl, pid, path, sizeof path);
-  /* O_NOFOLLOW: a symlink planted at the log path is refused, not followed. */
+  /* O_NOFOLLOW: a symlink planted at the log path is refused, not followed. O_NONBLOCK: a FIFO
+   * with no reader would block the open, and with it the program's connect(), forever; a full
+   * pipe drops records (reported once) instead of stopping the program. */
   int fd = (int)syscall(SYS_openat, AT_FDCWD, path,
-                        O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+                        O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
   if (fd < 0) {
     if (!write_error_reported) {
       write_error_reported = 1;
@@ -101,7 +103,9 @@ static int log_open(void)
       cg_buf_puts(&b, "connguard: warning: cannot open CONNGUARD_LOG file ");
       cg_buf_puts(&b, path);
       cg_buf_puts(&b, ": ");
-      cg_buf_puts(&b, cg_errno_name(errno) ? cg_errno_name(errno) : "error");
+      int e = errno;
+      if (cg_errno_name(e)) cg_buf_puts(&b, cg_errno_name(e));
+      else { cg_buf_puts(&b, "errno "); cg_buf_i64(&b, e); }
       cg_buf_puts(&b, "; log records are dropped\n");
       if (write(2, b.p, b.len) < 0) { /* nowhere left to report */ }
     }
