@@ -1086,7 +1086,7 @@ static int loopback_sibling_listening(const struct sockaddr *sa)
   /* No sock_diag (a sandbox): the /proc table, slow on a host with many sockets. */
   int fd = (int)syscall(SYS_openat, AT_FDCWD, file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
-  char buf[8192], tail[160];
+  char buf[2048], tail[160];   /* small: connect() may run on a PTHREAD_STACK_MIN thread */
   size_t tl = 0;
   int found = 0;
   ssize_t n;

@@ -85,7 +85,9 @@ static int log_open(void)
     remember(fd);
     return fd;
   }
-  char path[CG_PATH_MAX + 16];
+  /* Static, not on the stack: only reached under log_lock, and a thread created with
+   * PTHREAD_STACK_MIN (16 KB) must survive a failing connect. */
+  static char path[CG_PATH_MAX + 16];
   cg_log_expand_path(path_tmpl, pid, path, sizeof path);
   /* O_NOFOLLOW: a symlink planted at the log path is refused, not followed. O_NONBLOCK: a FIFO
    * with no reader would block the open, and with it the program's connect(), forever; a full
@@ -95,9 +97,7 @@ static int log_open(void)
   if (fd < 0) {
     if (!write_error_reported) {
       write_error_reported = 1;
-      struct cg_rec r;
-      (void)r;
-      char line[CG_PATH_MAX + 128];
+      static char line[CG_PATH_MAX + 128];
       struct cg_buf b;
       cg_buf_init(&b, line, sizeof line);
       cg_buf_puts(&b, "connguard: warning: cannot open CONNGUARD_LOG file ");
