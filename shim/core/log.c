@@ -28,8 +28,23 @@ static int write_error_reported;
 static atomic_uint log_lock;
 static __thread int in_log;
 
+/* fd 2 as the program started: our own warnings go there only while it still is (a daemon
+ * that closed it may have a socket at that number now). */
+static dev_t err0_dev;
+static ino_t err0_ino;
+static int err0_known;
+
+void cg_log_warning(const char *s, size_t n)
+{
+  struct stat st;
+  if (!err0_known || fstat(2, &st) != 0 || st.st_dev != err0_dev || st.st_ino != err0_ino) return;
+  if (write(2, s, n) < 0) { /* nowhere left to report */ }
+}
+
 void cg_log_configure(const struct cg_config *c)
 {
+  struct stat st;
+  if (fstat(2, &st) == 0) { err0_dev = st.st_dev; err0_ino = st.st_ino; err0_known = 1; }
   json = c->log_format == CG_LOG_JSON;
   strcpy(path_tmpl, c->log);
   to_stderr = strcmp(c->log, "stderr") == 0;
@@ -107,7 +122,7 @@ static int log_open(void)
       if (cg_errno_name(e)) cg_buf_puts(&b, cg_errno_name(e));
       else { cg_buf_puts(&b, "errno "); cg_buf_i64(&b, e); }
       cg_buf_puts(&b, "; log records are dropped\n");
-      if (write(2, b.p, b.len) < 0) { /* nowhere left to report */ }
+      cg_log_warning(b.p, b.len);
     }
     return -1;
   }
@@ -134,7 +149,7 @@ void cg_log_write(const char *buf, size_t len)
         if (!write_error_reported) {
           write_error_reported = 1;
           static const char msg[] = "connguard: warning: cannot write to the log; further records may be lost\n";
-          if (!to_stderr && write(2, msg, sizeof msg - 1) < 0) { /* nothing more to do */ }
+          if (!to_stderr) cg_log_warning(msg, sizeof msg - 1);
         }
         break;
       }

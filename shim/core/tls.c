@@ -494,7 +494,7 @@ int cg_tls_unavailable(int which)
   if (!atomic_exchange(&warned, 1)) {
     static const char msg[] = "connguard: warning: the program called an OpenSSL handshake function but no"
                               " libssl is loaded; returning -1\n";
-    if (write(2, msg, sizeof msg - 1) < 0) { /* nowhere to report */ }
+    cg_log_warning(msg, sizeof msg - 1);
   }
   errno = ENOSYS;
   return -1;
