@@ -5,6 +5,8 @@
  * syscall (raw SYS_close, which no hook sees). The file SENTINEL is then dup2()ed onto every
  * number that was open before, so any later write by the shim through an old number lands in
  * it; then the threads connect again. With "stderr", fd 2 is replaced by SENTINEL as well.
+ * With "breaklog=PATH", PATH (the shim's log file) is replaced by a symlink meanwhile, so that
+ * the shim's reopen fails and it has a warning to give: never into SENTINEL.
  * Prints "result NAME COUNT" lines, including "sentinel_bytes:N". */
 #include "stress.h"
 #include <dirent.h>
@@ -33,13 +35,18 @@ static void round_of(int threads, const char *tag)
 int main(int argc, char **argv)
 {
   if (argc < 5) {
-    fprintf(stderr, "usage: stress_closeall loop|close_range|closefrom|syscall THREADS PORT SENTINEL [stderr]\n");
+    fprintf(stderr, "usage: stress_closeall loop|close_range|closefrom|syscall THREADS PORT SENTINEL [stderr] [breaklog=PATH]\n");
     return 2;
   }
   const char *mode = argv[1];
   int threads = atoi(argv[2]);
   port = atoi(argv[3]);
-  int redirect_stderr = argc > 5 && !strcmp(argv[5], "stderr");
+  int redirect_stderr = 0;
+  const char *breaklog = NULL;
+  for (int i = 5; i < argc; i++) {
+    if (!strcmp(argv[i], "stderr")) redirect_stderr = 1;
+    else if (!strncmp(argv[i], "breaklog=", 9)) breaklog = argv[i] + 9;
+  }
   if (threads < 1 || threads > 64) return 2;
   watchdog(60);
   round_of(threads, "before");
@@ -63,6 +70,7 @@ int main(int argc, char **argv)
     for (int fd = 3; fd < 65536; fd++) syscall(SYS_close, fd);
   }
 
+  if (breaklog && (unlink(breaklog) != 0 || symlink("/dev/null", breaklog) != 0)) { perror("breaklog"); return 1; }
   int s = open(argv[4], O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (s < 0) { perror("sentinel"); return 1; }
   for (int i = 0; i < n; i++)
