@@ -90,8 +90,9 @@ def _late(mode):
         base = cglib.run(argv, preload=False, timeout=60)
         check(base.returncode == 0 and stresslib.results(base.out) == {"ECONNREFUSED": THREADS},
               "without the shim every connect is refused", got=base.out)
-        env = dict(stresslib.FAST, CONNGUARD_BACKOFF_MS=str(int(2000 * stresslib.SLOW)), CONNGUARD_RETRIES="3",
-                   CONNGUARD_LOG=logs.template)
+        backoff = str(int(2000 * stresslib.SLOW))
+        env = dict(stresslib.FAST, CONNGUARD_BACKOFF_MS=backoff, CONNGUARD_BACKOFF_MAX_MS=backoff,
+                   CONNGUARD_DEADLINE_MS="60000", CONNGUARD_RETRIES="3", CONNGUARD_LOG=logs.template)
         p = cglib.spawn(argv, env=env, preload=True, stdout=cglib.subprocess.PIPE, stderr=cglib.subprocess.PIPE)
         # Every thread's first attempt is refused and its retry waits 2 s: the listener
         # starts then, so every second attempt succeeds and the record counts are exact.
