@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "../fuzz/fuzz.h"
+#include "cg_vars.h"
 #include "config.h"
 #include "fmt.h"
 #include "log.h"
@@ -81,6 +82,41 @@ START_TEST(oversized_values_leave_valid_json)
 }
 END_TEST
 
+/* 1 MB values cannot pass through execve (128 KiB per string): the parser is checked here. */
+static char *mega;
+static const char *get_mega(const char *name) { (void)name; return mega; }
+static int warnings, long_lines;
+static void count_warning(const char *line, void *arg)
+{
+  (void)arg;
+  warnings++;
+  if (strlen(line) >= 300 || strchr(line, '\n')) long_lines++;
+}
+
+START_TEST(every_variable_one_megabyte)
+{
+  static const char fill[] = { 'x', '9' };
+  for (unsigned i = 0; i < sizeof fill; i++) {
+    mega = malloc(1 << 20);
+    memset(mega, fill[i], (1 << 20) - 1);
+    mega[(1 << 20) - 1] = 0;
+    warnings = long_lines = 0;
+    struct cg_config c;
+    int n = cg_config_load(&c, get_mega, count_warning, NULL);
+    /* All 19 are bad at 1 MB (paths are too long, numbers overflow): one short line each. */
+    ck_assert_int_eq(n, warnings);
+#define X(nm, k, d, doc) + 1
+    ck_assert_int_eq(warnings, 0 CG_VARS(X));
+#undef X
+    ck_assert_int_eq(long_lines, 0);
+    ck_assert_int_eq(c.disable, 0);
+    ck_assert_uint_eq(c.retries, 3);
+    ck_assert_str_eq(c.log, "stderr");
+    free(mega);
+  }
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("hostile_text");
@@ -88,6 +124,7 @@ int main(void)
   tcase_add_test(tc, certificate_dates_at_the_ends_of_x509);
   tcase_add_test(tc, text_detail_cannot_forge_a_record);
   tcase_add_test(tc, oversized_values_leave_valid_json);
+  tcase_add_test(tc, every_variable_one_megabyte);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
