@@ -86,7 +86,7 @@ def _late(mode):
     lst = stresslib.LateListener()
     logs = stresslib.LogDir()
     try:
-        argv = [client("stress_connect"), mode, str(THREADS), "1", str(lst.port), "10000"]
+        argv = [client("stress_connect"), mode, str(THREADS), "1", str(lst.port), str(int(10000 * stresslib.SLOW))]
         base = cglib.run(argv, preload=False, timeout=60)
         check(base.returncode == 0 and stresslib.results(base.out) == {"ECONNREFUSED": THREADS},
               "without the shim every connect is refused", got=base.out)
