@@ -194,6 +194,11 @@ static int all_handlers_restart(void)
 {
   struct sigaction sa;
   for (int sig = 1; sig < NSIG; sig++) {
+    /* Fault signals come from the faulting instruction, never in the middle of a system call:
+     * the handlers sanitizers and python's faulthandler install (without SA_RESTART) do not
+     * count. */
+    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP || sig == SIGSYS)
+      continue;
     if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0) continue;
     if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
     if (!(sa.sa_flags & SA_RESTART)) return 0;
