@@ -21,6 +21,9 @@
 #define LLVMFuzzerTestOneInput fuzz_tls_hint_one
 #include "../fuzz/fuzz_tls_hint.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_supp_one
+#include "../fuzz/fuzz_supp.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*target_fn)(const uint8_t *, size_t);
 
@@ -77,6 +80,8 @@ START_TEST(pattern) { replay("pattern", fuzz_pattern_one); }
 END_TEST
 START_TEST(tls_hint) { replay("tls_hint", fuzz_tls_hint_one); }
 END_TEST
+START_TEST(supp) { replay("supp", fuzz_supp_one); }
+END_TEST
 
 int main(void)
 {
@@ -87,6 +92,7 @@ int main(void)
   tcase_add_test(tc, json);
   tcase_add_test(tc, pattern);
   tcase_add_test(tc, tls_hint);
+  tcase_add_test(tc, supp);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
