@@ -3,14 +3,16 @@
  * grandchild that connects once, waits for it and exits. Forks land while other threads are
  * inside connect, its retries and its log writes: the children must neither deadlock nor
  * inherit a held lock.
- *   stress_fork CHILDREN THREADS PER PORT exit|_exit
+ *   stress_fork CHILDREN THREADS PER PORT exit|_exit [leak]
+ * With "leak", each parent thread leaves one UDP socket open at the end and each child and
+ * grandchild one UDP6 socket: every process's exit report must list exactly its own.
  * Prints "result WHO:RESULT COUNT" lines (WHO: parent, child, grandchild; RESULT: ok or an errno
  * name; "status:N" / "signal:N" for how children ended). */
 #include "stress.h"
 #include <fcntl.h>
 #include <sys/wait.h>
 
-static int port, per, use_exit;
+static int port, per, use_exit, leak;
 static int pipefd[2];
 
 static void *worker(void *arg)
@@ -21,6 +23,7 @@ static void *worker(void *arg)
     snprintf(what, sizeof what, "parent:%s", connect_once(port));
     hist_add(what);
   }
+  if (leak && socket(AF_INET, SOCK_DGRAM, 0) < 0) hist_add("socket_failed");
   return NULL;
 }
 
@@ -41,10 +44,12 @@ static void child(void)
 {
   alarm(30);   /* pending alarms are not inherited: a deadlocked child dies of SIGALRM */
   report("child", connect_once(port));
+  if (leak && socket(AF_INET6, SOCK_DGRAM, 0) < 0) leave(6);
   pid_t g = fork();
   if (g == 0) {
     alarm(30);
     report("grandchild", connect_once(port));
+    if (leak && socket(AF_INET6, SOCK_DGRAM, 0) < 0) leave(6);
     leave(0);
   }
   int st = 0;
@@ -63,6 +68,7 @@ int main(int argc, char **argv)
   per = atoi(argv[3]);
   port = atoi(argv[4]);
   use_exit = !strcmp(argv[5], "exit");
+  leak = argc > 6 && !strcmp(argv[6], "leak");
   if (threads > 64 || children > 1024) return 2;
   watchdog(90);
   if (pipe2(pipefd, O_CLOEXEC)) { perror("pipe"); return 1; }

@@ -22,23 +22,31 @@ def _per_connect(n):
             ("connect_failed", "give_up", "ECONNREFUSED", 3): n}
 
 
-def _storm(how):
+def _storm(how, leak=False):
     port = cglib.free_port()
-    argv = [client("stress_fork"), str(CHILDREN), str(THREADS), str(PER), str(port), how]
+    argv = [client("stress_fork"), str(CHILDREN), str(THREADS), str(PER), str(port), how] + (["leak"] if leak else [])
     p, logs, base, shim = run_pair(argv, {}, timeout=120)
     check(base == {"parent:ECONNREFUSED": THREADS * PER, "child:ECONNREFUSED": CHILDREN,
                    "grandchild:ECONNREFUSED": CHILDREN, "status:0": CHILDREN}, "base run", got=base)
     by_pid = logs.records()
     try:
         check(len(by_pid) == 1 + 2 * CHILDREN, "one log file per process", got=sorted(by_pid))
-        parent = [pid for pid, recs in by_pid.items() if len(recs) == 3 * THREADS * PER]
+        parent = [pid for pid, recs in by_pid.items()
+                  if len([r for r in recs if r["event"] == "connect_failed"]) == 3 * THREADS * PER]
         check(len(parent) == 1, "the parent's file holds its %d records" % (3 * THREADS * PER),
               got={pid: len(r) for pid, r in by_pid.items()})
-        check(summary(by_pid[parent[0]]) == _per_connect(THREADS * PER), "parent records",
-              got=summary(by_pid[parent[0]]))
         for pid, recs in by_pid.items():
-            if pid != parent[0]:
-                check(summary(recs) == _per_connect(1), "child %d records" % pid, got=summary(recs))
+            mine = THREADS * PER if pid == parent[0] else 1
+            conn = [r for r in recs if r["event"] == "connect_failed"]
+            check(summary(conn) == _per_connect(mine), "%d: connect records" % pid, got=summary(conn))
+            leaks = [(r["event"], r.get("sockets"), r.get("kind")) for r in recs if r["event"] != "connect_failed"]
+            if not leak:
+                want = []
+            elif pid == parent[0]:
+                want = [("leak", THREADS, "udp"), ("leak_summary", THREADS, None)]
+            else:
+                want = [("leak", 1, "udp6"), ("leak_summary", 1, None)]
+            check(leaks == want, "%d: exactly its own leaked sockets" % pid, got=leaks)
         return by_pid
     finally:
         logs.remove()
@@ -47,6 +55,14 @@ def _storm(how):
 def test_fork_storm_exit():
     by_pid = _storm("exit")
     # exit() runs the shim's destructor: no counter segment is left behind.
+    left = [pid for pid in by_pid if os.path.exists(_shm_path(pid))]
+    check(left == [], "counter segments left in /dev/shm by exited processes", got=left)
+
+
+def test_fork_storm_with_leaks():
+    # Leak tracking under the same storm: every process reports exactly the sockets it left
+    # open itself (never its parent's, which it inherited), in its own %p file.
+    by_pid = _storm("exit", leak=True)
     left = [pid for pid in by_pid if os.path.exists(_shm_path(pid))]
     check(left == [], "counter segments left in /dev/shm by exited processes", got=left)
 
