@@ -32,7 +32,11 @@ $(FUZZ_DIR)/libcgcore.a: $(FUZZ_CORE_OBJ)
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libcgcore.a
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libcgcore.a -ldl -pthread
 
-fuzz-build: $(FUZZ_BINS)
+fuzz-build: fuzz-deps $(FUZZ_BINS)
+
+.PHONY: fuzz-deps
+fuzz-deps:
+	@scripts/deps.sh hostile
 
 fuzz: fuzz-build
 	@fail=0; for t in $(FUZZ); do \

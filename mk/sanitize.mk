@@ -66,5 +66,5 @@ check-tsan:
 	$(call san_reports,build-tsan/san)
 
 check-valgrind: all $(BUILD)/clients/stress_connect
-	@command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
+	@scripts/deps.sh hostile
 	@BUILD=$(BUILD) $(PYTHON) tests/sanitize/valgrind_run.py
