@@ -21,7 +21,7 @@ FUZZ_BINS    := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ))
 
 .PHONY: fuzz fuzz-build
 
-$(FUZZ_DIR)/obj/%.o: shim/core/%.c $(HDRS)
+$(FUZZ_DIR)/obj/%.o: shim/core/%.c $(HDRS) | fuzz-deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
@@ -29,7 +29,7 @@ $(FUZZ_DIR)/libcgcore.a: $(FUZZ_CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libcgcore.a
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libcgcore.a | fuzz-deps
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libcgcore.a -ldl -pthread
 
 fuzz-build: fuzz-deps $(FUZZ_BINS)
