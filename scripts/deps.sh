@@ -1,14 +1,17 @@
 #!/bin/sh
 # Checks the Debian packages a stage needs; installs the missing ones when run as root,
 # otherwise names them all in one error. Stages: build (compile the shim and tools),
-# test (the programs the tests drive).
+# test (the programs the tests drive), hostile (make fuzz, check-valgrind: clang with
+# libFuzzer, valgrind).
 set -e
 stage=${1:-build}
 build_pkgs="gcc make libc6-dev pkg-config libunwind-dev libssl-dev check binutils"
 test_pkgs="python3 curl netcat-openbsd openssl procps iproute2"
+hostile_pkgs="clang libclang-rt-14-dev valgrind"
 case "$stage" in
   build) want=$build_pkgs ;;
   test)  want="$build_pkgs $test_pkgs" ;;
+  hostile) want="$build_pkgs $test_pkgs $hostile_pkgs" ;;
   *) echo "deps.sh: unknown stage '$stage'" >&2; exit 2 ;;
 esac
 missing=""

@@ -208,6 +208,11 @@ static int all_handlers_restart(void)
 {
   struct sigaction sa;
   for (int sig = 1; sig < NSIG; sig++) {
+    /* Fault signals come from the faulting instruction, never in the middle of a system call:
+     * the handlers sanitizers and python's faulthandler install (without SA_RESTART) do not
+     * count. */
+    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP || sig == SIGSYS)
+      continue;
     if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0) continue;
     if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
     if (!(sa.sa_flags & SA_RESTART)) return 0;
@@ -265,6 +270,12 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
   int64_t prog_ns = (int64_t)prog_tv.tv_sec * 1000000000 + (int64_t)prog_tv.tv_usec * 1000;
   int64_t budget_end = budget_end_of(e);
   if (prog_ns > 0 && t0 + prog_ns < budget_end) budget_end = t0 + prog_ns;
+  /* close()/dup2() bump the slot's generation: a signal handler (the alarm()-then-close()
+   * connect timeout) or another thread may close the fd during our backoff, and the number
+   * may already name another file or socket. From then on the fd is not ours to touch. */
+  struct cg_fd *slot = cg_fd_get(fd, 1);
+  unsigned gen0 = slot ? atomic_load(&slot->gen) : 0;
+#define FD_REPLACED() (slot && atomic_load(&slot->gen) != gen0)
 
   for (;;) {
     int64_t now = cg_mono_ns();
@@ -290,6 +301,13 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
       return -1;
     }
     CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
+    if (FD_REPLACED()) {
+      /* What the program would have seen without us: the failure, before its handler ran. */
+      log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "fd_closed", pcs, npcs);
+      CG_STAT_ADD(give_ups, 1);
+      errno = err;
+      return -1;
+    }
     e->prev_delay_ms = delay;
     e->attempt++;
     /* A refused connect() leaves the socket reusable, but not one whose error was read through
@@ -311,8 +329,10 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     CG_STAT_ADD(connect_attempts, 1);
     int r = r_connect(fd, a, l);
     int e2 = errno;
+    if (FD_REPLACED()) { errno = e2; return r; }   /* closed during the attempt: hands off */
     if (ours && r < 0 && e2 == EINTR) {
       int x = finish_interrupted(fd, limit);
+      if (FD_REPLACED()) { errno = err; return -1; }
       if (x == 0) r = 0;
       else if (x == -1) e2 = EINPROGRESS;
       else if (x > 0) e2 = x;
@@ -335,6 +355,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     err = e2;
   }
 }
+#undef FD_REPLACED
 
 /* ---------- non-blocking state machine ---------- */
 
@@ -762,10 +783,18 @@ static int filter_revents(int fd, int rev)
   cg_fd_lock(e);
   st = atomic_load(&e->state);
   if (st == CG_FD_CONNECTING && rev) {
-    if (rev & (POLLERR | POLLHUP)) {
+    /* rev may be older than the attempt now in flight: another thread's tick can reset the
+     * socket and start the next attempt while this one is between the kernel's answer and
+     * this lock. Judged on that stale POLLHUP, a socket in SYN_SENT (SO_ERROR 0) would pass
+     * as connected. Decide on the socket's state now. */
+    int cur = r_poll1(fd, POLLOUT, 0);
+    if (cur == 0) {
+      rev = 0;                               /* the current attempt is still in progress */
+    } else if (cur > 0 && (cur & (POLLERR | POLLHUP))) {
       if (on_failure(fd, e, 0, 0) == F_RETRY) rev = 0;
-    } else if (rev & POLLOUT) {
+    } else if (cur > 0 && (cur & POLLOUT)) {
       mark_connected(fd, e);
+      rev &= ~(POLLERR | POLLHUP);           /* stale; connected sockets report POLLOUT on their own */
     }
   } else if (st == CG_FD_WAITING) {
     rev = 0;
@@ -883,7 +912,10 @@ static int epoll_owner(int epfd, uint64_t data)
   int n = cg_active_list(fds, 256);
   for (int i = 0; i < n; i++) {
     struct cg_fd *e = cg_fd_peek(fds[i]);
-    if (e && e->ep_fd == epfd + 1 && e->ep_data == data) return fds[i];
+    /* Unlocked: the registration may change under us (relaxed atomics; a stale match is no
+     * worse than the event's own staleness, and filter_revents re-reads the socket). */
+    if (e && __atomic_load_n(&e->ep_fd, __ATOMIC_RELAXED) == epfd + 1 &&
+        __atomic_load_n(&e->ep_data, __ATOMIC_RELAXED) == data) return fds[i];
   }
   return -1;
 }
@@ -931,8 +963,8 @@ int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     /* We took the fd out of this set while it waits for its next attempt: answer as the
      * kernel would have if it were still there, and re-add it with the program's wishes. */
     int r = 0;
-    if (op == EPOLL_CTL_DEL) { e->ep_removed = 0; e->ep_fd = 0; }
-    else if (op == EPOLL_CTL_MOD && ev) { e->ep_events = ev->events; e->ep_data = ev->data.u64; }
+    if (op == EPOLL_CTL_DEL) { e->ep_removed = 0; __atomic_store_n(&e->ep_fd, 0, __ATOMIC_RELAXED); }
+    else if (op == EPOLL_CTL_MOD && ev) { e->ep_events = ev->events; __atomic_store_n(&e->ep_data, ev->data.u64, __ATOMIC_RELAXED); }
     else if (op == EPOLL_CTL_ADD) { errno = EEXIST; r = -1; }
     cg_fd_unlock(e);
     return r;
@@ -940,9 +972,11 @@ int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
   int r = cg_real.epoll_ctl(epfd, op, fd, ev);
   if (r == 0) {
     if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && ev) {
-      e->ep_fd = epfd + 1; e->ep_events = ev->events; e->ep_data = ev->data.u64;
+      /* epoll_owner() reads these without the lock. */
+      __atomic_store_n(&e->ep_fd, epfd + 1, __ATOMIC_RELAXED); e->ep_events = ev->events;
+      __atomic_store_n(&e->ep_data, ev->data.u64, __ATOMIC_RELAXED);
     } else if (op == EPOLL_CTL_DEL && e->ep_fd == epfd + 1) {
-      e->ep_fd = 0;
+      __atomic_store_n(&e->ep_fd, 0, __ATOMIC_RELAXED);
     }
   }
   cg_fd_unlock(e);
@@ -1078,7 +1112,7 @@ static int loopback_sibling_listening(const struct sockaddr *sa)
   /* No sock_diag (a sandbox): the /proc table, slow on a host with many sockets. */
   int fd = (int)syscall(SYS_openat, AT_FDCWD, file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
-  char buf[8192], tail[160];
+  char buf[2048], tail[160];   /* small: connect() may run on a PTHREAD_STACK_MIN thread */
   size_t tl = 0;
   int found = 0;
   ssize_t n;

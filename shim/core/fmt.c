@@ -151,10 +151,17 @@ void cg_buf_sockaddr(struct cg_buf *b, const struct sockaddr *sa, unsigned len)
   cg_buf_u64(b, sa->sa_family);
 }
 
-/* Howard Hinnant's days-to-civil: no tz locks (gmtime_r takes one in glibc). */
 void cg_buf_iso8601(struct cg_buf *b, int64_t ns)
 {
-  int64_t secs = ns / 1000000000, ms = (ns % 1000000000) / 1000000;
+  int64_t secs = ns / 1000000000, rem = ns % 1000000000;
+  if (rem < 0) { rem += 1000000000; secs--; }
+  cg_buf_iso8601_s(b, secs, (int)(rem / 1000000));
+}
+
+/* Howard Hinnant's days-to-civil: no tz locks (gmtime_r takes one in glibc). Any int64 seconds
+ * (certificate dates reach year 9999: in nanoseconds they would not fit). */
+void cg_buf_iso8601_s(struct cg_buf *b, int64_t secs, int ms)
+{
   int64_t days = secs / 86400, rem = secs % 86400;
   if (rem < 0) { rem += 86400; days--; }
   days += 719468;
@@ -167,13 +174,16 @@ void cg_buf_iso8601(struct cg_buf *b, int64_t ns)
   unsigned d = doy - (153 * mp + 2) / 5 + 1;
   unsigned m = mp < 10 ? mp + 3 : mp - 9;
   if (m <= 2) y++;
-  cg_buf_pad(b, (uint64_t)y, 4); cg_buf_putc(b, '-');
+  if (y < 0) { cg_buf_putc(b, '-'); cg_buf_pad(b, (uint64_t)0 - (uint64_t)y, 4); }
+  else cg_buf_pad(b, (uint64_t)y, 4);
+  cg_buf_putc(b, '-');
   cg_buf_pad(b, m, 2); cg_buf_putc(b, '-');
   cg_buf_pad(b, d, 2); cg_buf_putc(b, 'T');
   cg_buf_pad(b, (uint64_t)(rem / 3600), 2); cg_buf_putc(b, ':');
   cg_buf_pad(b, (uint64_t)(rem / 60 % 60), 2); cg_buf_putc(b, ':');
-  cg_buf_pad(b, (uint64_t)(rem % 60), 2); cg_buf_putc(b, '.');
-  cg_buf_pad(b, (uint64_t)ms, 3); cg_buf_putc(b, 'Z');
+  cg_buf_pad(b, (uint64_t)(rem % 60), 2);
+  if (ms >= 0) { cg_buf_putc(b, '.'); cg_buf_pad(b, (uint64_t)ms, 3); }
+  cg_buf_putc(b, 'Z');
 }
 
 const char *cg_buf_str(struct cg_buf *b)

@@ -27,6 +27,8 @@ void cg_buf_json_strn(struct cg_buf *b, const char *s, size_t n);
 void cg_buf_sockaddr(struct cg_buf *b, const struct sockaddr *sa, unsigned len);
 /* ISO 8601 UTC with milliseconds, from a CLOCK_REALTIME value in ns (no locale, no locks). */
 void cg_buf_iso8601(struct cg_buf *b, int64_t realtime_ns);
+/* The same from whole seconds (any int64: certificate dates), ".mmm" only when ms >= 0. */
+void cg_buf_iso8601_s(struct cg_buf *b, int64_t secs, int ms);
 /* NUL-terminates (within cap) and returns the string. */
 const char *cg_buf_str(struct cg_buf *b);
 

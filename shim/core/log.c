@@ -28,8 +28,23 @@ static int write_error_reported;
 static atomic_uint log_lock;
 static __thread int in_log;
 
+/* fd 2 as the program started: our own warnings go there only while it still is (a daemon
+ * that closed it may have a socket at that number now). */
+static dev_t err0_dev;
+static ino_t err0_ino;
+static int err0_known;
+
+void cg_log_warning(const char *s, size_t n)
+{
+  struct stat st;
+  if (!err0_known || fstat(2, &st) != 0 || st.st_dev != err0_dev || st.st_ino != err0_ino) return;
+  if (write(2, s, n) < 0) { /* nowhere left to report */ }
+}
+
 void cg_log_configure(const struct cg_config *c)
 {
+  struct stat st;
+  if (fstat(2, &st) == 0) { err0_dev = st.st_dev; err0_ino = st.st_ino; err0_known = 1; }
   json = c->log_format == CG_LOG_JSON;
   strcpy(path_tmpl, c->log);
   to_stderr = strcmp(c->log, "stderr") == 0;
@@ -85,25 +100,29 @@ static int log_open(void)
     remember(fd);
     return fd;
   }
-  char path[CG_PATH_MAX + 16];
+  /* Static, not on the stack: only reached under log_lock, and a thread created with
+   * PTHREAD_STACK_MIN (16 KB) must survive a failing connect. */
+  static char path[CG_PATH_MAX + 16];
   cg_log_expand_path(path_tmpl, pid, path, sizeof path);
-  /* O_NOFOLLOW: a symlink planted at the log path is refused, not followed. */
+  /* O_NOFOLLOW: a symlink planted at the log path is refused, not followed. O_NONBLOCK: a FIFO
+   * with no reader would block the open, and with it the program's connect(), forever; a full
+   * pipe drops records (reported once) instead of stopping the program. */
   int fd = (int)syscall(SYS_openat, AT_FDCWD, path,
-                        O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+                        O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
   if (fd < 0) {
     if (!write_error_reported) {
       write_error_reported = 1;
-      struct cg_rec r;
-      (void)r;
-      char line[CG_PATH_MAX + 128];
+      static char line[CG_PATH_MAX + 128];
       struct cg_buf b;
       cg_buf_init(&b, line, sizeof line);
       cg_buf_puts(&b, "connguard: warning: cannot open CONNGUARD_LOG file ");
       cg_buf_puts(&b, path);
       cg_buf_puts(&b, ": ");
-      cg_buf_puts(&b, cg_errno_name(errno) ? cg_errno_name(errno) : "error");
+      int e = errno;
+      if (cg_errno_name(e)) cg_buf_puts(&b, cg_errno_name(e));
+      else { cg_buf_puts(&b, "errno "); cg_buf_i64(&b, e); }
       cg_buf_puts(&b, "; log records are dropped\n");
-      if (write(2, b.p, b.len) < 0) { /* nowhere left to report */ }
+      cg_log_warning(b.p, b.len);
     }
     return -1;
   }
@@ -130,7 +149,7 @@ void cg_log_write(const char *buf, size_t len)
         if (!write_error_reported) {
           write_error_reported = 1;
           static const char msg[] = "connguard: warning: cannot write to the log; further records may be lost\n";
-          if (!to_stderr && write(2, msg, sizeof msg - 1) < 0) { /* nothing more to do */ }
+          if (!to_stderr) cg_log_warning(msg, sizeof msg - 1);
         }
         break;
       }
@@ -171,6 +190,23 @@ static int needs_quotes(const char *s)
   for (; *s; s++)
     if ((unsigned char)*s <= ' ' || *s == '"' || *s == '\\' || (unsigned char)*s >= 0x7f) return 1;
   return 0;
+}
+
+/* Text-format values that are not quoted (details, frame names): a control byte could end the
+ * line and start a forged one (a certificate SAN reaches cert_san as the server sent it). */
+static void put_text(struct cg_buf *b, const char *v)
+{
+  static const char hex[] = "0123456789abcdef";
+  for (const char *p = v; *p;) {
+    const char *q = p;
+    while (*q && (unsigned char)*q >= 0x20 && *q != 0x7f) q++;
+    cg_buf_putn(b, p, (size_t)(q - p));
+    if (!*q) break;
+    unsigned char c = (unsigned char)*q;
+    char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
+    cg_buf_putn(b, e, 4);
+    p = q + 1;
+  }
 }
 
 static void prefix(struct cg_rec *r)
@@ -317,7 +353,7 @@ void cg_rec_detail(struct cg_rec *r, const char *k, const char *v)
   r->detail = 1;
   size_t m = mark(r);
   key(r, k);
-  cg_buf_puts(&r->b, v ? v : "");
+  put_text(&r->b, v ? v : "");
   rollback(r, m);
 }
 
@@ -362,14 +398,14 @@ void cg_rec_stack(struct cg_rec *r, const uintptr_t *pcs, int n)
     cg_buf_hex(&r->b, f.pc);
     cg_buf_puts(&r->b, " in ");
     if (f.symbol) {
-      cg_buf_puts(&r->b, f.symbol);
+      put_text(&r->b, f.symbol);
       cg_buf_putc(&r->b, '+');
       cg_buf_hex(&r->b, f.sym_off);
     } else {
       cg_buf_puts(&r->b, "??");
     }
     cg_buf_puts(&r->b, " (");
-    cg_buf_puts(&r->b, f.module);
+    put_text(&r->b, f.module);
     cg_buf_putc(&r->b, '+');
     cg_buf_hex(&r->b, f.offset);
     cg_buf_putc(&r->b, ')');

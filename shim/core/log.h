@@ -48,6 +48,9 @@ void cg_log_write(const char *buf, size_t len);
  * reach it when the program closes its stderr first (gnulib's close_stdout does). A log file
  * is only created by the first record. */
 void cg_log_prepare(void);
+/* A warning line of our own on fd 2, written only while fd 2 is the file it was at start-up
+ * (the program may have closed it and put a socket there). */
+void cg_log_warning(const char *line, size_t len);
 /* After fork in the child: a %p path must name the child. */
 void cg_log_after_fork(void);
 /* Resolves the %p template for pid into out. */

@@ -160,12 +160,8 @@ unsigned cg_tls_bucket(uint64_t us)
 
 void cg_tls_put_time(struct cg_buf *b, int64_t t)
 {
-  cg_buf_iso8601(b, t * 1000000000LL);
-  /* cg_buf_iso8601 writes milliseconds; certificates have whole seconds: drop ".000". */
-  if (b->len >= 5 && !b->truncated && !memcmp(b->p + b->len - 5, ".000Z", 5)) {
-    b->len -= 5;
-    cg_buf_putc(b, 'Z');
-  }
+  /* Whole seconds: t in nanoseconds overflows past 2262 (notAfter 9999-12-31 is common). */
+  cg_buf_iso8601_s(b, t, -1);
 }
 
 static void put_span(struct cg_buf *b, int64_t secs)
@@ -498,7 +494,7 @@ int cg_tls_unavailable(int which)
   if (!atomic_exchange(&warned, 1)) {
     static const char msg[] = "connguard: warning: the program called an OpenSSL handshake function but no"
                               " libssl is loaded; returning -1\n";
-    if (write(2, msg, sizeof msg - 1) < 0) { /* nowhere to report */ }
+    cg_log_warning(msg, sizeof msg - 1);
   }
   errno = ENOSYS;
   return -1;
