@@ -80,7 +80,7 @@ static void collect_warning(const char *line, void *arg)
   if (!w->n++) snprintf(w->line, sizeof w->line, "%s", line);
 }
 
-/* From the shim's "connguard: warning: CONNGUARD_X="v": WHY; using D" keep WHY. */
+/* From the shim's "connguard: warning: CONNGUARD_<name>="v": WHY; using D" keep WHY. */
 static const char *reason_of(const char *line, char *out, size_t cap)
 {
   const char *p = strstr(line, "\": ");
