@@ -60,7 +60,7 @@ def _san_probe(cmd):
     if not SAN_PRELOAD or not cmd:
         return
     prog = cmd[0]
-    if os.path.abspath(prog).startswith(ROOT + os.sep):
+    if os.sep in prog and os.path.abspath(prog).startswith(ROOT + os.sep):
         return   # our own clients: built with the sanitizer themselves (and --version means nothing to them)
     if prog not in _san_ok:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNGUARD_")}
