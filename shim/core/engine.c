@@ -475,7 +475,14 @@ static int64_t tick(void)
   for (int i = 0; i < n; i++) {
     struct cg_fd *e = cg_fd_peek(fds[i]);
     if (!e) continue;
-    if (atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) continue;  /* busy elsewhere */
+    if (atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) {
+      /* Busy elsewhere: its due time is unknown to us. Look again soon, or a thread whose own
+       * fd this is would sleep in poll/epoll (the fd hidden while WAITING) until the program's
+       * timeout while another thread starts its next attempt (seen under ASan: a refused
+       * connect reported as a poll timeout after 5 s). */
+      if (now + MS_NS < next) next = now + MS_NS;
+      continue;
+    }
     unsigned st = atomic_load(&e->state);
     if (st == CG_FD_WAITING && e->t_next_ns <= now) {
       start_attempt(fds[i], e);

@@ -61,7 +61,7 @@ def _san_probe(cmd):
         return
     prog = cmd[0]
     if os.sep in prog and os.path.abspath(prog).startswith(ROOT + os.sep):
-        return   # our own clients (a bare name like "curl" is looked up in PATH, not here): built with the sanitizer themselves (and --version means nothing to them)
+        return   # our own clients: built with the sanitizer themselves (and --version means nothing to them)
     if prog not in _san_ok:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNGUARD_")}
         env["LD_PRELOAD"] = SAN_PRELOAD
