@@ -38,7 +38,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
   if (argc < 2 || (strcmp(argv[1], "serve") && argc < 3)) {
-    fprintf(stderr, "usage: bench_loop serve | connect N PORT | connect-inproc N | open N PATH\n");
+    fprintf(stderr, "usage: bench_loop serve | connect N PORT | open N PATH\n");
     return 2;
   }
   long n = argc > 2 ? atol(argv[2]) : 0;
@@ -66,24 +66,6 @@ int main(int argc, char **argv)
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons((unsigned short)atoi(argv[3]));
-    t0 = now();
-    for (long i = 0; i < n; i++) {
-      int s = socket(AF_INET, SOCK_STREAM, 0);
-      if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) != 0) { perror("connect"); return 1; }
-      close(s);
-    }
-    t1 = now();
-  } else if (!strcmp(argv[1], "connect-inproc")) {
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 4096) ||
-        getsockname(lfd, (struct sockaddr *)&a, &al)) { perror("listen"); return 1; }
-    pthread_t th;
-    pthread_create(&th, NULL, acceptor, NULL);
     t0 = now();
     for (long i = 0; i < n; i++) {
       int s = socket(AF_INET, SOCK_STREAM, 0);
