@@ -23,6 +23,7 @@
   X(LEAK_AGE_MS,        MS,    "30000",   "CLOSE_WAIT or open age after which a socket is a live leak candidate") \
   X(SUPPRESSIONS,       STR,   "",        "file of leak:PATTERN lines matched against frame symbols and modules") \
   X(STATS,              BOOL,  "1",       "publish live counters in /dev/shm for `connguard stat/top/metrics`") \
-  X(TLS,                BOOL,  "1",       "diagnose and retry TLS handshakes (OpenSSL)")
+  X(TLS,                BOOL,  "1",       "diagnose and retry TLS handshakes (OpenSSL)") \
+  X(WATCHDOG,           BOOL,  "1",       "bound blocking TCP connects with a helper thread (0 = temporary SO_SNDTIMEO: no thread, two system calls per connect)")
 
 #endif

@@ -32,7 +32,7 @@ static const char usage_text[] =
   "  --log-format text|json                    --stack-depth N      --leaks[=off|exit]\n"
   "  --no-leaks           --leak-exitcode N    --leak-age DUR       --suppressions FILE\n"
   "  --disable            --no-stats           --no-tls             --set NAME=VALUE\n"
-  "  --library PATH       --dry-run\n"
+  "  --no-watchdog        --library PATH       --dry-run\n"
   "Durations: N (milliseconds), Nms, Ns, 1.5s.  See connguard(1).\n";
 
 static void vmsg(const char *kind, const char *fmt, va_list ap)

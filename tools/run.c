@@ -217,7 +217,7 @@ static void put_quoted(const char *s)
 enum {
   O_RETRIES = 256, O_BACKOFF, O_BACKOFF_MAX, O_TIMEOUT, O_DEADLINE, O_JITTER, O_RETRY_ON, O_ONLY,
   O_SKIP, O_LOG, O_JSON, O_LOG_FORMAT, O_STACK_DEPTH, O_LEAKS, O_NO_LEAKS, O_LEAK_EXITCODE,
-  O_LEAK_AGE, O_SUPPRESSIONS, O_DISABLE, O_NO_STATS, O_NO_TLS, O_SET, O_LIBRARY, O_DRY_RUN, O_HELP,
+  O_LEAK_AGE, O_SUPPRESSIONS, O_DISABLE, O_NO_STATS, O_NO_TLS, O_NO_WATCHDOG, O_SET, O_LIBRARY, O_DRY_RUN, O_HELP,
 };
 
 static const struct option longopts[] = {
@@ -243,6 +243,7 @@ static const struct option longopts[] = {
   { "disable", no_argument, 0, O_DISABLE },
   { "no-stats", no_argument, 0, O_NO_STATS },
   { "no-tls", no_argument, 0, O_NO_TLS },
+  { "no-watchdog", no_argument, 0, O_NO_WATCHDOG },
   { "set", required_argument, 0, O_SET },
   { "library", required_argument, 0, O_LIBRARY },
   { "dry-run", no_argument, 0, O_DRY_RUN },
@@ -298,6 +299,7 @@ int cmd_run(int argc, char **argv)
     case O_DISABLE: r = add_setting("DISABLE", "1", opt); break;
     case O_NO_STATS: r = add_setting("STATS", "0", opt); break;
     case O_NO_TLS: r = add_setting("TLS", "0", opt); break;
+    case O_NO_WATCHDOG: r = add_setting("WATCHDOG", "0", opt); break;
     case 'e':
     case O_SET: {
       const char *eq = strchr(optarg, '=');

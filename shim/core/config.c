@@ -169,6 +169,7 @@ void cg_config_defaults(struct cg_config *c)
   c->leak_age_ms = 30000;
   c->stats = 1;
   c->tls = 1;
+  c->watchdog = 1;
 }
 
 int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void *warn_arg)
@@ -254,6 +255,8 @@ int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void 
     warn_bad(&w, "STATS", v, "expected 0 or 1", USED_DEFAULT(STATS));
   if (GET(TLS) && cg_parse_bool(v, &c->tls))
     warn_bad(&w, "TLS", v, "expected 0 or 1", USED_DEFAULT(TLS));
+  if (GET(WATCHDOG) && cg_parse_bool(v, &c->watchdog))
+    warn_bad(&w, "WATCHDOG", v, "expected 0 or 1", USED_DEFAULT(WATCHDOG));
 #undef GET
 #undef USED_DEFAULT
   return w.count;

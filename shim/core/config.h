@@ -32,6 +32,7 @@ struct cg_config {
   char suppressions[CG_PATH_MAX];
   int stats;
   int tls;
+  int watchdog;
 };
 
 typedef const char *(*cg_getenv_fn)(const char *name);

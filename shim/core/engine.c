@@ -7,6 +7,7 @@
 #include "real.h"
 #include "stack.h"
 #include "stats.h"
+#include "watchdog.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -590,11 +591,10 @@ static int same_dst(struct cg_fd *e, const struct sockaddr *a, socklen_t l)
 /* ---------- first attempt of a blocking connect ---------- */
 
 /* A blocking connect() waits for the SYN's answer as long as the kernel retransmits (about two
- * minutes): CONNGUARD_CONNECT_TIMEOUT_MS bounds the first attempt too, through a temporary
- * SO_SNDTIMEO (no effect on a non-blocking socket, so its flags need not be read here). Returns 1
- * when armed: the caller restores prog_tv right after connect(). The program's own SO_SNDTIMEO,
- * when shorter, is left to act alone. Three system calls per connect, no more. */
-static int arm_first_attempt(int fd, struct timeval *prog_tv, int64_t *bound_ns)
+ * minutes): CONNGUARD_CONNECT_TIMEOUT_MS bounds the first attempt too. Returns 1 when a bound
+ * is needed, with the program's own SO_SNDTIMEO in prog_tv (left to act alone when shorter)
+ * and ours in bound_ns. */
+static int first_attempt_bound(int fd, struct timeval *prog_tv, int64_t *bound_ns)
 {
   socklen_t tvl = sizeof *prog_tv;
   memset(prog_tv, 0, sizeof *prog_tv);
@@ -609,10 +609,35 @@ static int arm_first_attempt(int fd, struct timeval *prog_tv, int64_t *bound_ns)
   int64_t prog_ns = (int64_t)prog_tv->tv_sec * 1000000000 + (int64_t)prog_tv->tv_usec * 1000;
   int64_t b = (int64_t)cg_cfg.connect_timeout_ms * MS_NS;
   if ((int64_t)cg_cfg.deadline_ms * MS_NS < b) b = (int64_t)cg_cfg.deadline_ms * MS_NS;
+  if (b < MS_NS) b = MS_NS;
   if (prog_ns > 0 && prog_ns <= b) return 0;
+  *bound_ns = b;
+  return 1;
+}
+
+/* Whether the watchdog may cut this connect: only a TCP socket's, which shutdown() leaves
+ * ready to connect again (a retry follows). Known without a system call for sockets this
+ * process made with socket(). */
+static int watchdog_may_cut(int fd, const struct sockaddr *a, socklen_t l)
+{
+  int fam = family_of(a, l);
+  if (!cg_cfg.watchdog || (fam != AF_INET && fam != AF_INET6)) return 0;
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (e && atomic_load_explicit(&e->track, memory_order_acquire) == CG_VIA_SOCKET &&
+      e->owner == cg_leak_self_pid())
+    return e->tcp;
+  int v = 0;
+  socklen_t vl = sizeof v;
+  return r_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &vl) == 0 && v == IPPROTO_TCP;
+}
+
+/* The fallback bound, a temporary SO_SNDTIMEO (no effect on a non-blocking socket, so its
+ * flags need not be read): two system calls per connect. The caller restores prog_tv right
+ * after connect(). */
+static int arm_sndtimeo(int fd, int64_t b)
+{
   struct timeval tv = { b / 1000000000, (b % 1000000000) / 1000 };
   if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1000;
-  *bound_ns = b;
   return r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0;
 }
 
@@ -678,9 +703,29 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   CG_STAT_ADD(connect_attempts, 1);
   struct timeval prog_tv;
   int64_t bound_ns = 0;
-  int armed = timeouts_retried() && dst_wanted(a, l) && arm_first_attempt(fd, &prog_tv, &bound_ns);
+  int armed = 0, wd = 0;
+  if (timeouts_retried() && dst_wanted(a, l) && first_attempt_bound(fd, &prog_tv, &bound_ns)) {
+    if (!watchdog_may_cut(fd, a, l)) {
+      armed = arm_sndtimeo(fd, bound_ns);
+    } else if (cg_wd_status() == 1 || is_blocking(fd)) {
+      /* Until a blocking connect has started the thread, a non-blocking one (curl, node: their
+       * attempts are bounded in poll) needs no bound and must not start it: one F_GETFL. */
+      wd = cg_wd_arm(fd, t0 + bound_ns, bound_ns);
+      if (!wd) armed = arm_sndtimeo(fd, bound_ns);
+    }
+  }
   int r = r_connect(fd, a, l);
   int err = errno;
+  if (wd && cg_wd_disarm(wd)) {
+    /* The watchdog cut the first attempt at its bound: the SYN went unanswered (or its answer
+     * came in the very moment the bound expired; that connection was shut down unused). */
+    reset_socket(fd);
+    if (is_blocking(fd)) return blocking_connect(fd, a, l, ETIMEDOUT, t0);
+    /* A non-blocking connect() held up past the bound (the thread was stopped): start it
+     * again, as the program asked, and go on as usual. */
+    r = r_connect(fd, a, l);
+    err = errno;
+  }
   if (armed && r < 0 && err == EINTR) {
     int x = finish_interrupted(fd, t0 + bound_ns);
     if (x == 0) r = 0;
@@ -1195,6 +1240,7 @@ void cg_after_fork_child(void)
     if (ch) for (int i = 0; i < CG_FD_CHUNK; i++) atomic_store(&ch[i].lock, 0);
   }
   if (cg_cfg.stats) cg_stats_after_fork();
+  cg_wd_after_fork_child();
 }
 
 void cg_init(void)

@@ -1,5 +1,6 @@
 #include "fdtable.h"
 #include "leak.h"
+#include "watchdog.h"
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -82,6 +83,7 @@ int cg_active_list(int *out, int max)
 
 void cg_fd_forget(int fd)
 {
+  cg_wd_fd_closing(fd);
   struct cg_fd *e = cg_fd_peek(fd);
   if (!e) return;
   /* Nothing known about this number (a regular file, a pipe): no store, no locked instruction,

@@ -57,6 +57,7 @@ struct cg_fd {
   int64_t created_ns;         /* realtime */
   uint32_t stack_id;          /* in the shared stack table (stacktab.h), 0 = none */
   uint32_t kind;              /* socket type | family << 16, 0 = unknown */
+  int tcp;                    /* made by socket() as TCP: the watchdog may cut its connect */
   pid_t owner;                /* process that created it: children do not report it */
   dev_t dev;
   ino_t ino;

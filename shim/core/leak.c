@@ -208,13 +208,16 @@ static int sys_getsockopt_int(int fd, int level, int opt)
   return v;
 }
 
-void cg_leak_track(int fd, int via, int domain, int type, const struct sockaddr *peer, socklen_t plen)
+void cg_leak_track(int fd, int via, int domain, int type, int protocol, const struct sockaddr *peer,
+                   socklen_t plen)
 {
   struct cg_fd *e = cg_fd_get(fd, 1);
   if (!e) return;
   drop_stale(e);
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  e->tcp = via == CG_VIA_SOCKET && (domain == AF_INET || domain == AF_INET6) &&
+           (type & 0xf) == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
   record(fd, e, (unsigned)via, domain > 0 && type > 0 ? kind_of(domain, type) : 0, &st, peer, plen);
 }
 
@@ -224,7 +227,7 @@ void cg_leak_track_accepted(int lfd, int fd, const struct sockaddr *peer, sockle
    * unknown kind (0) is looked up at report time. */
   struct cg_fd *l = cg_fd_peek(lfd);
   unsigned kind = l && atomic_load_explicit(&l->track, memory_order_acquire) ? l->kind : 0;
-  cg_leak_track(fd, CG_VIA_ACCEPT, (int)(kind >> 16), (int)(kind & 0xffff), peer, plen);
+  cg_leak_track(fd, CG_VIA_ACCEPT, (int)(kind >> 16), (int)(kind & 0xffff), 0, peer, plen);
 }
 
 void cg_leak_dup(int oldfd, int newfd)
@@ -243,6 +246,7 @@ void cg_leak_dup(int oldfd, int newfd)
   struct stat st;
   if (fstat(newfd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_dev != src->dev || st.st_ino != src->ino)
     return;   /* the source entry was stale */
+  e->tcp = 0;
   record(newfd, e, CG_VIA_DUP, src->kind, &st, src->peerlen ? &src->peer.sa : NULL, src->peerlen);
 }
 

@@ -39,7 +39,8 @@ static inline int cg_leak_enabled(void)
 /* A socket fd the program has just obtained. domain/type: 0 when unknown (then looked up at
  * report time; the published kind stays 0). peer: the
  * address accept() returned, or NULL. Not for signal context (stack unwinding). */
-void cg_leak_track(int fd, int via, int domain, int type, const struct sockaddr *peer, socklen_t plen);
+void cg_leak_track(int fd, int via, int domain, int type, int protocol, const struct sockaddr *peer,
+                   socklen_t plen);
 /* fd was accepted on listener lfd (its kind is copied when lfd is tracked). */
 void cg_leak_track_accepted(int lfd, int fd, const struct sockaddr *peer, socklen_t plen);
 /* newfd is now a copy of oldfd (dup, dup2, dup3, F_DUPFD*): tracked when oldfd is a tracked

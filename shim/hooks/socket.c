@@ -10,7 +10,7 @@ CG_EXPORT int socket(int domain, int type, int protocol)
   if (fd >= 0 && cg_leak_enabled()) {
     int e = errno;
     cg_in_hook++;
-    cg_leak_track(fd, CG_VIA_SOCKET, domain, type, NULL, 0);
+    cg_leak_track(fd, CG_VIA_SOCKET, domain, type, protocol, NULL, 0);
     cg_in_hook--;
     errno = e;
   }

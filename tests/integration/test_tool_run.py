@@ -22,13 +22,14 @@ def test_options_become_variables():
     e = _env_of(["--retries", "5", "--backoff", "50ms", "--backoff-max", "1s", "--timeout", "2s",
                  "--deadline", "7s", "--jitter", "equal", "--retry-on", "refused,reset", "--only", "127.0.0.1:*",
                  "--skip", "*:25", "--log", "/tmp/cg-%p.log", "--json", "--stack-depth", "8", "--leaks=exit",
-                 "--leak-exitcode", "3", "--leak-age", "5s", "--no-stats", "--no-tls", "--set", "retries=6"])
+                 "--leak-exitcode", "3", "--leak-age", "5s", "--no-stats", "--no-tls", "--no-watchdog", "--set", "retries=6"])
     want = {"LD_PRELOAD": shim, "CONNGUARD_RETRIES": "6", "CONNGUARD_BACKOFF_MS": "50ms",
             "CONNGUARD_BACKOFF_MAX_MS": "1s", "CONNGUARD_CONNECT_TIMEOUT_MS": "2s", "CONNGUARD_DEADLINE_MS": "7s",
             "CONNGUARD_JITTER": "equal", "CONNGUARD_RETRY_ON": "refused,reset", "CONNGUARD_ONLY": "127.0.0.1:*",
             "CONNGUARD_SKIP": "*:25", "CONNGUARD_LOG": "/tmp/cg-%p.log", "CONNGUARD_LOG_FORMAT": "json",
             "CONNGUARD_STACK_DEPTH": "8", "CONNGUARD_LEAKS": "exit", "CONNGUARD_LEAK_EXITCODE": "3",
-            "CONNGUARD_LEAK_AGE_MS": "5s", "CONNGUARD_STATS": "0", "CONNGUARD_TLS": "0"}
+            "CONNGUARD_LEAK_AGE_MS": "5s", "CONNGUARD_STATS": "0", "CONNGUARD_TLS": "0",
+            "CONNGUARD_WATCHDOG": "0"}
     check(e == want, "environment of the command", got=e)
     e = _env_of(["--disable", "--no-leaks"])
     check(e.get("CONNGUARD_DISABLE") == "1" and e.get("CONNGUARD_LEAKS") == "off", "flags", got=e)

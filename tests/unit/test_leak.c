@@ -49,7 +49,7 @@ static int tracked_socket(int type)
 {
   int fd = socket(AF_INET, type, 0);
   ck_assert_int_ge(fd, 0);
-  cg_leak_track(fd, CG_VIA_SOCKET, AF_INET, type, NULL, 0);
+  cg_leak_track(fd, CG_VIA_SOCKET, AF_INET, type, 0, NULL, 0);
   return fd;
 }
 

@@ -1,0 +1,152 @@
+"""The watchdog that bounds the first attempt of a blocking connect (CONNGUARD_WATCHDOG, on by
+default) and its fallback, a temporary SO_SNDTIMEO (CONNGUARD_WATCHDOG=0): same results and
+records either way; the thread exists only when a blocking connect needed it, blocks signals,
+and a fork child gets its own."""
+import cglib
+import cgconn
+from cglib import check
+from cgconn import LogDir
+
+SYN_ENV = {"CONNGUARD_CONNECT_TIMEOUT_MS": 200, "CONNGUARD_RETRIES": 2}
+
+# Prints the names of the process's threads after the given steps.
+PY_THREADS = r"""
+import os, socket, sys
+def names():
+    out = []
+    for t in sorted(os.listdir("/proc/self/task")):
+        with open("/proc/self/task/%s/comm" % t) as f:
+            out.append(f.read().strip())
+    return out
+open("/proc/self/status").read()
+print("before", ",".join(names()))
+if sys.argv[1] != "none":
+    s = socket.socket()
+    if sys.argv[1] == "nonblocking":
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", int(sys.argv[2])))
+        except BlockingIOError:
+            pass
+    else:
+        s.connect(("127.0.0.1", int(sys.argv[2])))
+    s.close()
+print("after", ",".join(names()))
+"""
+
+
+def _threads(lines):
+    d = dict(l.split(" ", 1) if " " in l else (l, "") for l in lines.splitlines())
+    return d["before"].split(","), d["after"].split(",")
+
+
+def test_thread_starts_at_the_first_blocking_connect_only():
+    with cglib.FullBacklog() as fb:   # a live listener: the connect succeeds at once
+        port = fb.port
+        fb.listener.listen(8)
+        p = cglib.run([cglib.PYTHON, "-c", PY_THREADS, "blocking", str(port)], timeout=30)
+        check(p.returncode == 0, "python", got=p.err)
+        before, after = _threads(p.out)
+        check("connguard-wd" not in before, "no thread before any connect", got=before)
+        check(after.count("connguard-wd") == 1, "one watchdog thread after a blocking connect", got=after)
+        for mode, env in (("none", None), ("nonblocking", None), ("blocking", {"CONNGUARD_WATCHDOG": "0"}),
+                          ("blocking", {"CONNGUARD_RETRY_ON": "refused"})):
+            p = cglib.run([cglib.PYTHON, "-c", PY_THREADS, mode, str(port)], env=env, timeout=30)
+            check(p.returncode == 0, "python", got=p.err)
+            _, after = _threads(p.out)
+            check("connguard-wd" not in after, "no thread: %s %s" % (mode, env), got=after)
+
+
+def _syn_drop_blocking(extra):
+    with cglib.FullBacklog() as fb, LogDir() as lg:
+        cmd = [cgconn.client("conn_blocking"), "127.0.0.1", str(fb.port)]
+        env = lg.env(**SYN_ENV)
+        env.update(extra)
+        p = cgconn.timed_run(cmd, env=env, timeout=30)
+        check(p.out.splitlines()[0] == "error ETIMEDOUT via connect", "client result", got=(p.out, p.err))
+        recs = lg.records()
+        cgconn.check_failures(recs, 3, errno="ETIMEDOUT", dst="127.0.0.1:%d" % fb.port, last="give_up")
+        # Attempt 1 was cut at its 200 ms bound, not later.
+        check(180 <= recs[0]["elapsed_ms"] < 1500, "first attempt bounded at 200 ms", got=recs[0])
+        check(p.elapsed < 5, "took %.1fs" % p.elapsed)
+        return recs
+
+
+def test_syn_drop_blocking_with_watchdog():
+    _syn_drop_blocking({})
+
+
+def test_syn_drop_blocking_with_sndtimeo_fallback():
+    _syn_drop_blocking({"CONNGUARD_WATCHDOG": "0"})
+
+
+def test_bad_watchdog_value_warns_once_and_keeps_the_default():
+    with cglib.FullBacklog() as fb:
+        fb.listener.listen(8)
+        p = cglib.run([cglib.PYTHON, "-c", PY_THREADS, "blocking", str(fb.port)],
+                      env={"CONNGUARD_WATCHDOG": "banana"}, timeout=30)
+        check(p.returncode == 0, "python", got=p.err)
+        warns = [l for l in p.err.splitlines() if "CONNGUARD_WATCHDOG" in l]
+        check(len(warns) == 1 and "banana" in warns[0] and "1" in warns[0], "one warning", got=p.err)
+        _, after = _threads(p.out)
+        check("connguard-wd" in after, "default kept", got=after)
+
+
+# A blocking connect to a SYN-dropping listener, cut by SIGALRM after 1 s: the watchdog
+# thread (started by a first connect) must not take the signal, or the main thread's connect
+# would run on until the shim's 5 s bound.
+PY_ALARM = r"""
+import signal, socket, sys, time
+class Alarm(Exception): pass
+def on_alarm(sig, frm): raise Alarm()
+signal.signal(signal.SIGALRM, on_alarm)
+s = socket.socket(); s.connect(("127.0.0.1", int(sys.argv[1]))); s.close()
+t0 = time.monotonic()
+signal.alarm(1)
+try:
+    socket.socket().connect(("127.0.0.1", int(sys.argv[2])))
+    print("connected")
+except Alarm:
+    print("alarm after %.1f" % (time.monotonic() - t0))
+"""
+
+
+def test_signals_reach_the_program_not_the_thread():
+    with cglib.FullBacklog() as live, cglib.FullBacklog() as fb, LogDir() as lg:
+        live.listener.listen(8)
+        env = lg.env(CONNGUARD_CONNECT_TIMEOUT_MS=5000, CONNGUARD_DEADLINE_MS=20000)
+        p = cgconn.timed_run([cglib.PYTHON, "-c", PY_ALARM, str(live.port), str(fb.port)], env=env, timeout=30)
+        check(p.returncode == 0 and p.out.startswith("alarm after"), "python result", got=(p.out, p.err))
+        took = float(p.out.split()[-1])
+        check(0.9 <= took < 2.5, "SIGALRM cut the connect at 1 s", got=p.out)
+
+
+# A fork child (no watchdog thread of its own yet) makes a blocking connect to a SYN dropper:
+# its first attempt is bounded as well.
+PY_FORK = r"""
+import os, socket, sys
+s = socket.socket(); s.connect(("127.0.0.1", int(sys.argv[1]))); s.close()
+pid = os.fork()
+if pid == 0:
+    try:
+        socket.socket().connect(("127.0.0.1", int(sys.argv[2])))
+        os._exit(0)
+    except TimeoutError:
+        os._exit(7)
+_, st = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(st))
+"""
+
+
+def test_fork_child_is_bounded_too():
+    with cglib.FullBacklog() as live, cglib.FullBacklog() as fb, LogDir() as lg:
+        live.listener.listen(8)
+        p = cgconn.timed_run([cglib.PYTHON, "-c", PY_FORK, str(live.port), str(fb.port)], env=lg.env(**SYN_ENV),
+                             timeout=30)
+        check(p.returncode == 0 and p.out.strip() == "child 7", "child got ETIMEDOUT", got=(p.out, p.err))
+        by_pid = lg.by_pid()
+        check(len(by_pid) == 1, "only the child logged", got=by_pid)
+        recs = [r for r in list(by_pid.values())[0] if r["event"] == "connect_failed"]
+        cgconn.check_failures(recs, 3, errno="ETIMEDOUT", dst="127.0.0.1:%d" % fb.port, last="give_up")
+        check(180 <= recs[0]["elapsed_ms"] < 1500, "child's first attempt bounded", got=recs[0])
+        check(p.elapsed < 5, "took %.1fs" % p.elapsed)
