@@ -601,10 +601,8 @@ static int first_attempt_bound(int fd, struct timeval *prog_tv, int64_t *bound_n
   /* A socket this process made with socket(), in a process that never set SO_SNDTIMEO on any
    * socket, has none: no need to ask the kernel (one system call less per connect). Anything
    * else (dup'ed, inherited, received) is asked. */
-  struct cg_fd *e = cg_fd_peek(fd);
-  int known_unset = !atomic_load_explicit(&cg_sndtimeo_seen, memory_order_relaxed) && e &&
-                    atomic_load_explicit(&e->track, memory_order_acquire) == CG_VIA_SOCKET &&
-                    e->owner == cg_leak_self_pid();
+  int known_unset = !atomic_load_explicit(&cg_sndtimeo_seen, memory_order_relaxed) &&
+                    cg_fd_made_here(cg_fd_peek(fd));
   if (!known_unset && r_getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, prog_tv, &tvl) < 0) return 0;
   int64_t prog_ns = (int64_t)prog_tv->tv_sec * 1000000000 + (int64_t)prog_tv->tv_usec * 1000;
   int64_t b = (int64_t)cg_cfg.connect_timeout_ms * MS_NS;
@@ -623,9 +621,7 @@ static int watchdog_may_cut(int fd, const struct sockaddr *a, socklen_t l)
   int fam = family_of(a, l);
   if (!cg_cfg.watchdog || (fam != AF_INET && fam != AF_INET6)) return 0;
   struct cg_fd *e = cg_fd_peek(fd);
-  if (e && atomic_load_explicit(&e->track, memory_order_acquire) == CG_VIA_SOCKET &&
-      e->owner == cg_leak_self_pid())
-    return e->tcp;
+  if (cg_fd_made_here(e)) return e->tcp;
   int v = 0;
   socklen_t vl = sizeof v;
   return r_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &vl) == 0 && v == IPPROTO_TCP;

@@ -89,8 +89,10 @@ void cg_fd_forget(int fd)
   /* Nothing known about this number (a regular file, a pipe): no store, no locked instruction,
    * so the open/close loop of ordinary files costs one peek. */
   if (atomic_load_explicit(&e->state, memory_order_relaxed) == CG_FD_NONE &&
-      atomic_load_explicit(&e->track, memory_order_relaxed) == 0)
+      atomic_load_explicit(&e->track, memory_order_relaxed) == 0 &&
+      atomic_load_explicit(&e->made, memory_order_relaxed) == 0)
     return;
+  atomic_store_explicit(&e->made, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&e->gen, 1, memory_order_acq_rel);
   unsigned old = atomic_exchange_explicit(&e->state, CG_FD_NONE, memory_order_acq_rel);
   if (cg_state_active(old)) cg_active_del(fd);
@@ -104,4 +106,21 @@ unsigned cg_fd_set_state(int fd, struct cg_fd *e, unsigned st)
   if (is && !was) cg_active_add(fd);
   else if (was && !is) cg_active_del(fd);
   return old;
+}
+
+void cg_fd_note_made(int fd, int domain, int type, int protocol)
+{
+  struct cg_fd *e = cg_fd_get(fd, 1);
+  if (!e) return;
+  e->tcp = (domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM &&
+           (protocol == 0 || protocol == IPPROTO_TCP);
+  e->owner = cg_leak_self_pid();
+  atomic_store_explicit(&e->made, 1, memory_order_release);
+}
+
+int cg_fd_made_here(struct cg_fd *e)
+{
+  return e && (atomic_load_explicit(&e->track, memory_order_acquire) == CG_VIA_SOCKET ||
+               atomic_load_explicit(&e->made, memory_order_acquire)) &&
+         e->owner == cg_leak_self_pid();
 }

@@ -58,6 +58,7 @@ struct cg_fd {
   uint32_t stack_id;          /* in the shared stack table (stacktab.h), 0 = none */
   uint32_t kind;              /* socket type | family << 16, 0 = unknown */
   int tcp;                    /* made by socket() as TCP: the watchdog may cut its connect */
+  atomic_uint made;           /* CONNGUARD_LEAKS=off: made by socket() in process `owner` */
   pid_t owner;                /* process that created it: children do not report it */
   dev_t dev;
   ino_t ino;
@@ -81,6 +82,12 @@ void cg_active_add(int fd);
 void cg_active_del(int fd);
 /* Snapshot of the active fds into out (at most max). */
 int cg_active_list(int *out, int max);
+
+/* socket() with leak tracking off: what the connect path needs to know without asking the
+ * kernel (TCP or not, made in this process), kept until the fd is closed. */
+void cg_fd_note_made(int fd, int domain, int type, int protocol);
+/* Whether fd was made by socket() in this process (tracked, or noted by cg_fd_note_made). */
+int cg_fd_made_here(struct cg_fd *e);
 
 /* close(): async-signal-safe. Drops the entry's connect state and its leak tracking. Costs one
  * table peek for an fd the shim knows nothing about (regular files). */

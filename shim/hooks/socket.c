@@ -13,6 +13,8 @@ CG_EXPORT int socket(int domain, int type, int protocol)
     cg_leak_track(fd, CG_VIA_SOCKET, domain, type, protocol, NULL, 0);
     cg_in_hook--;
     errno = e;
+  } else if (fd >= 0 && cg_active()) {
+    cg_fd_note_made(fd, domain, type, protocol);
   }
   return fd;
 }

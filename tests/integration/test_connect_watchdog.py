@@ -150,3 +150,52 @@ def test_fork_child_is_bounded_too():
         cgconn.check_failures(recs, 3, errno="ETIMEDOUT", dst="127.0.0.1:%d" % fb.port, last="give_up")
         check(180 <= recs[0]["elapsed_ms"] < 1500, "child's first attempt bounded", got=recs[0])
         check(p.elapsed < 5, "took %.1fs" % p.elapsed)
+
+
+def test_syn_drop_blocking_with_leaks_off():
+    """Without leak tracking, socket() still notes what the bound needs (TCP, made here)."""
+    _syn_drop_blocking({"CONNGUARD_LEAKS": "off"})
+
+
+def _syscalls_of_healthy_connects(extra):
+    """System calls of bench_connect: 200 connects through libc, 200 raw. Returns {name: count}."""
+    import os
+    import shutil
+    import subprocess
+    if not shutil.which("strace"):
+        raise cglib.Skip("strace not installed")
+    if cglib.SAN_PRELOAD:
+        raise cglib.Skip("a sanitizer runtime makes system calls of its own")
+    d = cglib.tmpdir()
+    try:
+        out = os.path.join(d, "strace")
+        env = cglib.env_for(extra)
+        subprocess.run(["strace", "-f", "-qq", "-o", out, "-e", "trace=setsockopt,getsockopt,fcntl,fstat,newfstatat,futex",
+                        cgconn.client("bench_connect"), "200"], env=env, capture_output=True, timeout=60, check=True)
+        counts = {}
+        with open(out) as f:
+            for line in f:
+                parts = line.split(None, 1)
+                if len(parts) < 2 or "(" not in parts[1]:
+                    continue
+                name = parts[1].split("(", 1)[0]
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_healthy_connect_costs_no_system_call_for_its_bound():
+    """The design this file is about: a healthy blocking connect makes no setsockopt or
+    getsockopt, and no futex call once the watchdog runs; leak tracking adds one fstat per
+    socket (the identity the exit report checks). With CONNGUARD_WATCHDOG=0, the SO_SNDTIMEO
+    bound makes its two setsockopt calls per connect."""
+    c = _syscalls_of_healthy_connects({})
+    check(c.get("setsockopt", 0) == 0 and c.get("getsockopt", 0) == 0, "no socket option calls", got=c)
+    check(c.get("futex", 0) <= 4, "the watchdog needed (almost) no wake-ups", got=c)
+    check(200 <= c.get("newfstatat", 0) + c.get("fstat", 0) <= 240, "one fstat per tracked socket", got=c)
+    c = _syscalls_of_healthy_connects({"CONNGUARD_WATCHDOG": "0"})
+    check(c.get("setsockopt", 0) == 400, "two setsockopt per connect without the watchdog", got=c)
+    c = _syscalls_of_healthy_connects({"CONNGUARD_LEAKS": "off"})
+    check(c.get("setsockopt", 0) == 0 and c.get("getsockopt", 0) == 0, "leaks off: no socket option calls", got=c)
+    check(c.get("newfstatat", 0) + c.get("fstat", 0) < 40, "leaks off: no fstat per socket", got=c)
