@@ -12,6 +12,8 @@
 #                        off atomics' synchronisation there, so every lock of ours would be
 #                        reported as a race. Stacks are off (CONNGUARD_STACK_DEPTH=0): libunwind's
 #                        thread-exit destructor crashes inside TSan's mutex interceptor.
+#                        die_after_fork=0: a fork child that makes a blocking connect starts its own
+#                        watchdog thread, which TSan refuses after a multi-threaded fork by default.
 #                        Thread-leak reports are off: a forked child of a threaded client
 #                        "leaks" every thread of its parent, with or without the shim. The fork
 #                        storms are left out: in a child, the shim's after-fork lock resets
@@ -57,10 +59,10 @@ check-tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="$(SAN_TSAN_CFLAGS)" all \
 	  $(patsubst $(BUILD)/%,build-tsan/%,$(CLIENT_BIN) $(UNIT_BIN))
 	@echo "== unit tests (TSan)"
-	@TSAN_OPTIONS=halt_on_error=0:report_thread_leaks=0:log_path=$(CURDIR)/build-tsan/san/tsan \
+	@TSAN_OPTIONS=halt_on_error=0:report_thread_leaks=0:die_after_fork=0:log_path=$(CURDIR)/build-tsan/san/tsan \
 	  $(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="$(SAN_TSAN_CFLAGS)" unit
 	@echo "== stress tests (TSan clients, TSan shim preloaded)"
-	@CG_SAN_ENV="CONNGUARD_STACK_DEPTH=0" CG_TEST_SLOW=5 TSAN_OPTIONS=halt_on_error=0:report_thread_leaks=0:log_path=$(CURDIR)/build-tsan/san/tsan \
+	@CG_SAN_ENV="CONNGUARD_STACK_DEPTH=0" CG_TEST_SLOW=5 TSAN_OPTIONS=halt_on_error=0:report_thread_leaks=0:die_after_fork=0:log_path=$(CURDIR)/build-tsan/san/tsan \
 	  $(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="$(SAN_TSAN_CFLAGS)" integration \
 	    TESTS="test_stress_connect test_stress_exec test_stress_signal test_stress_closeall"
 	$(call san_reports,build-tsan/san)

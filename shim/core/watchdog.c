@@ -131,7 +131,9 @@ int cg_wd_arm(int fd, int64_t deadline_ns, int64_t bound_ns)
 {
   int st = atomic_load_explicit(&status, memory_order_acquire);
   if (st != 2 && (st != 0 || !start())) return 0;
-  if (bound_ns > 1) atomic_store_explicit(&poll_ns, bound_ns / 2, memory_order_relaxed);
+  /* Read first: threads connecting at once should not bounce this line for an unchanged value. */
+  if (bound_ns > 1 && atomic_load_explicit(&poll_ns, memory_order_relaxed) != bound_ns / 2)
+    atomic_store_explicit(&poll_ns, bound_ns / 2, memory_order_relaxed);
   /* Start where this fd would hash: threads connecting at once rarely collide. */
   int base = (int)((unsigned)fd % WD_SLOTS);
   for (int k = 0; k < WD_SLOTS; k++) {
