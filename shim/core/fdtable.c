@@ -112,8 +112,7 @@ void cg_fd_note_made(int fd, int domain, int type, int protocol)
 {
   struct cg_fd *e = cg_fd_get(fd, 1);
   if (!e) return;
-  e->tcp = (domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM &&
-           (protocol == 0 || protocol == IPPROTO_TCP);
+  e->tcp = cg_is_tcp(domain, type, protocol);
   e->owner = cg_leak_self_pid();
   atomic_store_explicit(&e->made, 1, memory_order_release);
 }

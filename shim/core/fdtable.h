@@ -88,6 +88,12 @@ int cg_active_list(int *out, int max);
 void cg_fd_note_made(int fd, int domain, int type, int protocol);
 /* Whether fd was made by socket() in this process (tracked, or noted by cg_fd_note_made). */
 int cg_fd_made_here(struct cg_fd *e);
+/* What socket(domain, type, protocol) makes is TCP. */
+static inline int cg_is_tcp(int domain, int type, int protocol)
+{
+  return (domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM &&
+         (protocol == 0 || protocol == IPPROTO_TCP);
+}
 
 /* close(): async-signal-safe. Drops the entry's connect state and its leak tracking. Costs one
  * table peek for an fd the shim knows nothing about (regular files). */

@@ -216,8 +216,7 @@ void cg_leak_track(int fd, int via, int domain, int type, int protocol, const st
   drop_stale(e);
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
-  e->tcp = via == CG_VIA_SOCKET && (domain == AF_INET || domain == AF_INET6) &&
-           (type & 0xf) == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
+  e->tcp = via == CG_VIA_SOCKET && cg_is_tcp(domain, type, protocol);
   record(fd, e, (unsigned)via, domain > 0 && type > 0 ? kind_of(domain, type) : 0, &st, peer, plen);
 }
 
