@@ -179,7 +179,8 @@ def _syscalls_of_healthy_connects(extra):
                 if len(parts) < 2 or "(" not in parts[1]:
                     continue
                 name = parts[1].split("(", 1)[0]
-                counts[name] = counts.get(name, 0) + 1
+                if name.isidentifier():   # not "<... futex resumed>"
+                    counts[name] = counts.get(name, 0) + 1
         return counts
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -192,7 +193,9 @@ def test_healthy_connect_costs_no_system_call_for_its_bound():
     bound makes its two setsockopt calls per connect."""
     c = _syscalls_of_healthy_connects({})
     check(c.get("setsockopt", 0) == 0 and c.get("getsockopt", 0) == 0, "no socket option calls", got=c)
-    check(c.get("futex", 0) <= 4, "the watchdog needed (almost) no wake-ups", got=c)
+    # The thread's own sleeps and its start-up handshake are a few; a wake-up per connect
+    # would be 200 more.
+    check(c.get("futex", 0) < 20, "connects did not wake the watchdog", got=c)
     check(200 <= c.get("newfstatat", 0) + c.get("fstat", 0) <= 240, "one fstat per tracked socket", got=c)
     c = _syscalls_of_healthy_connects({"CONNGUARD_WATCHDOG": "0"})
     check(c.get("setsockopt", 0) == 400, "two setsockopt per connect without the watchdog", got=c)
