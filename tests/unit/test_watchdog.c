@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "cgtest.h"
 #include "clock.h"
 #include "watchdog.h"
 
@@ -158,7 +159,7 @@ START_TEST(fork_child_starts_its_own_thread)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
   Suite *s = suite_create("watchdog");
   TCase *tc = tcase_create("core");
@@ -169,9 +170,7 @@ int main(void)
   tcase_add_test(tc, fork_child_starts_its_own_thread);
   tcase_set_timeout(tc, 30);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return s;
 }
+
+CG_TEST_MAIN(suite)
