@@ -179,12 +179,18 @@ int cg_wd_disarm(int handle)
 
 void cg_wd_fd_closing(int fd)
 {
+  if (fd >= 0) cg_wd_fds_closing((unsigned)fd, (unsigned)fd);
+}
+
+void cg_wd_fds_closing(unsigned lo, unsigned hi)
+{
   if (!atomic_load_explicit(&armed, memory_order_relaxed)) return;
   for (int i = 0; i < WD_SLOTS; i++) {
     struct slot *s = &slots[i];
     int st = atomic_load(&s->state);
     if (st != S_ARMED && st != S_FIRING) continue;
-    if (atomic_load(&s->fd) != fd) continue;
+    int fd = atomic_load(&s->fd);
+    if (fd < 0 || (unsigned)fd < lo || (unsigned)fd > hi) continue;
     int expect = S_ARMED;
     if (!atomic_compare_exchange_strong(&s->state, &expect, S_CANCELLED)) wait_fired(s);
   }

@@ -23,6 +23,9 @@ int cg_wd_disarm(int handle);
  * signal handler, closes it during connect). Async-signal-safe; costs one load when nothing
  * is armed. Waits for a shutdown already under way, so it never lands on a reused number. */
 void cg_wd_fd_closing(int fd);
+/* The same for every fd in [lo, hi] (close_range, closefrom): a registered fd need not have
+ * an entry in the fd table, whose chunks the range walk visits. */
+void cg_wd_fds_closing(unsigned lo, unsigned hi);
 /* Fork child: the thread did not follow; slots of other threads mean nothing here. */
 void cg_wd_after_fork_child(void);
 /* For tests: 1 once the thread runs, -1 when it could not be started, 0 not yet. */

@@ -3,6 +3,7 @@
 #include "hook.h"
 #include "leak.h"
 #include "stack.h"
+#include "watchdog.h"
 #include <linux/close_range.h>
 
 static void forget_range(unsigned lo, unsigned hi)
@@ -10,6 +11,7 @@ static void forget_range(unsigned lo, unsigned hi)
   /* python's subprocess closes every fd in a vfork()ed child before exec: that child shares
    * our tables, and its closes say nothing about the parent's descriptors. */
   if (cg_leak_borrowed_memory()) return;
+  cg_wd_fds_closing(lo, hi);
   cg_stack_fd_closed((int)lo, hi > (unsigned)INT32_MAX ? INT32_MAX : (int)hi);
   for (unsigned c = lo >> CG_FD_CHUNK_BITS; c < CG_FD_MAX_CHUNKS && c <= (hi >> CG_FD_CHUNK_BITS); c++) {
     if (!atomic_load_explicit(&cg_fd_chunks[c], memory_order_acquire)) continue;

@@ -2,6 +2,10 @@
 default) and its fallback, a temporary SO_SNDTIMEO (CONNGUARD_WATCHDOG=0): same results and
 records either way; the thread exists only when a blocking connect needed it, blocks signals,
 and a fork child gets its own."""
+import os
+import shutil
+import subprocess
+
 import cglib
 import cgconn
 from cglib import check
@@ -159,9 +163,6 @@ def test_syn_drop_blocking_with_leaks_off():
 
 def _syscalls_of_healthy_connects(extra):
     """System calls of bench_connect: 200 connects through libc, 200 raw. Returns {name: count}."""
-    import os
-    import shutil
-    import subprocess
     if not shutil.which("strace"):
         raise cglib.Skip("strace not installed")
     if cglib.SAN_PRELOAD:

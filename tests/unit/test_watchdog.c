@@ -113,6 +113,24 @@ START_TEST(close_cancels_the_registration)
 }
 END_TEST
 
+START_TEST(close_range_cancels_the_registration)
+{
+  struct sockaddr_in a;
+  int l = listener(&a, 8);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  int h = cg_wd_arm(fd, cg_mono_ns() + 100 * MS, 100 * MS);
+  ck_assert_int_gt(h, 0);
+  cg_wd_fds_closing((unsigned)fd, ~0u);   /* what close_range(fd, ~0U) does first */
+  usleep(250000);
+  ck_assert_int_eq(cg_wd_disarm(h), 0);
+  int s = accept(l, NULL, NULL);
+  ck_assert_int_eq(write(fd, "z", 1), 1);
+  char c;
+  ck_assert_int_eq(read(s, &c, 1), 1);
+}
+END_TEST
+
 START_TEST(slots_run_out_cleanly)
 {
   int h[200], n = 0;
@@ -166,6 +184,7 @@ static Suite *suite(void)
   tcase_add_test(tc, pending_connect_is_cut_at_its_deadline);
   tcase_add_test(tc, finished_connect_is_left_alone);
   tcase_add_test(tc, close_cancels_the_registration);
+  tcase_add_test(tc, close_range_cancels_the_registration);
   tcase_add_test(tc, slots_run_out_cleanly);
   tcase_add_test(tc, fork_child_starts_its_own_thread);
   tcase_set_timeout(tc, 30);
