@@ -265,6 +265,76 @@ def test_socket_flags_and_options_after_retries():
             cgconn.check_late(lg.records(), 2, "127.0.0.1:%d" % port, module=name)
 
 
+# ---- secure-execution mode ----
+
+SECURE_ENV = {"CONNGUARD_RETRIES": "0", "CONNGUARD_LOG_FORMAT": "json", "CONNGUARD_STACK_DEPTH": "banana",
+              "CONNGUARD_JITTER": "none", "CONNGUARD_BACKOFF_MS": "10"}
+
+
+def test_secure_execution_ignores_the_environment():
+    """In a setuid program (AT_SECURE) the shim reads no CONNGUARD_* variable: secure_getenv
+    returns nothing there, so a user cannot redirect a privileged program's log to a file of
+    their choosing or change its behaviour. ld.so ignores LD_PRELOAD paths in that mode, so
+    rb_secure dlopen()s the shim and connects to a closed port through the shim's connect().
+    The same copy without the setuid bit is the control: the variables then take effect
+    (one attempt, JSON to the named file, one warning for the bad depth). Setuid: built defaults
+    (3 retries, text on stderr), no file, no warning."""
+    if os.geteuid() != 0:
+        raise cglib.Skip("needs root to make a setuid program")
+    if cglib.SAN_PRELOAD:
+        raise cglib.Skip("a sanitizer runtime cannot be preloaded into a setuid program")
+    import pwd
+    import shutil
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        raise cglib.Skip("no user nobody to run as")
+    d = cglib.tmpdir()
+    try:
+        os.chmod(d, 0o755)   # the setuid program runs as nobody and loads its copy of the shim
+        shim = os.path.join(d, "libconnguard.so")
+        shutil.copy(cglib.SHIM, shim)
+        plain = os.path.join(d, "rb_secure")
+        shutil.copy(client("rb_secure"), plain)
+        suid = os.path.join(d, "rb_secure_suid")
+        shutil.copy(client("rb_secure"), suid)
+        os.chown(suid, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(suid, 0o4755)
+        closed = cglib.free_port()
+        logs = os.path.join(d, "log.%p")
+        env = dict(SECURE_ENV, CONNGUARD_LOG=logs)
+
+        ctl = cglib.run([plain, shim, str(closed)], env=env, preload=False, timeout=30)
+        check(ctl.out.splitlines() == ["secure=0", "connect=-1 errno=ECONNREFUSED"], "control run", got=ctl.out + ctl.err)
+        warns = [l for l in ctl.err.splitlines() if "warning" in l]
+        check(len(warns) == 1 and "CONNGUARD_STACK_DEPTH" in warns[0], "control: one warning for the bad depth",
+              got=ctl.err)
+        files = glob.glob(os.path.join(d, "log.*"))
+        check(len(files) == 1, "control: the named log file", got=files)
+        with open(files[0]) as f:
+            recs = cglib.json_records(f.read(), "connect_failed")
+        check([(r["attempt"], r["action"]) for r in recs] == [(1, "give_up")], "control: CONNGUARD_RETRIES=0",
+              got=recs)
+        os.unlink(files[0])
+
+        p = cglib.run([suid, shim, str(closed)], env=env, preload=False, timeout=30)
+        if p.out.startswith("secure=0"):
+            raise cglib.Skip("setuid has no effect here (filesystem mounted nosuid?)")
+        check(p.out.splitlines() == ["secure=1", "connect=-1 errno=ECONNREFUSED"], "setuid run: same result",
+              got=p.out + p.err)
+        check(not glob.glob(os.path.join(d, "log.*")), "setuid run wrote the file CONNGUARD_LOG named",
+              got=os.listdir(d))
+        check("warning" not in p.err, "setuid run read CONNGUARD_STACK_DEPTH", got=p.err)
+        recs = cglib.text_records(p.err, "connect_failed")
+        check([(r["attempt"], r["action"]) for r in recs] ==
+              [("1", "retry"), ("2", "retry"), ("3", "retry"), ("4", "give_up")],
+              "setuid run: the built-in defaults (3 retries, text on stderr)", got=p.err)
+        check(all(r["errno"] == "ECONNREFUSED" and r["dst"] == "127.0.0.1:%d" % closed for r in recs),
+              "setuid run: records", got=recs)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ---- recursion ----
 
 def test_no_recursion_into_own_hooks():
