@@ -2,7 +2,7 @@
  * shuts down a connect still pending at its deadline, so a healthy connect costs no system
  * call (a temporary SO_SNDTIMEO costs two, set and restore, on every connect).
  *
- * Why shutdown() works: on a socket in SYN_SENT it disconnects (Linux and gVisor alike), the
+ * Why shutdown() works: on a socket in SYN_SENT it disconnects (checked on Linux 6.18), the
  * blocked connect() wakes with ECONNRESET and the socket can connect again, which is what a
  * retry needs. The thread is started on the first blocking connect that needs a bound, blocks
  * every signal, and sleeps on a futex; CONNGUARD_WATCHDOG=0, or a failed start, selects the
