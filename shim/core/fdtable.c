@@ -81,17 +81,8 @@ int cg_active_list(int *out, int max)
   return n;
 }
 
-void cg_fd_forget(int fd)
+void cg_fd_forget_entry(int fd, struct cg_fd *e)
 {
-  cg_wd_fd_closing(fd);
-  struct cg_fd *e = cg_fd_peek(fd);
-  if (!e) return;
-  /* Nothing known about this number (a regular file, a pipe): no store, no locked instruction,
-   * so the open/close loop of ordinary files costs one peek. */
-  if (atomic_load_explicit(&e->state, memory_order_relaxed) == CG_FD_NONE &&
-      atomic_load_explicit(&e->track, memory_order_relaxed) == 0 &&
-      atomic_load_explicit(&e->made, memory_order_relaxed) == 0)
-    return;
   atomic_store_explicit(&e->made, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&e->gen, 1, memory_order_acq_rel);
   unsigned old = atomic_exchange_explicit(&e->state, CG_FD_NONE, memory_order_acq_rel);

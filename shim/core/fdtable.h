@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include "watchdog.h"
 
 enum cg_fd_state {
   CG_FD_NONE = 0,     /* untracked, or closed */
@@ -29,10 +30,14 @@ struct cg_fd {
   atomic_uint lock;           /* serialises retry-engine transitions; close() never takes it */
   atomic_uint gen;            /* bumped by close(): a holder of the lock notices the fd went away */
   /* Leak tracking (leak.h). Next to state: close() of an fd the shim knows nothing about reads
-   * this one cache line only. track is written last when a socket is recorded and cleared
+   * this one cache line only (an entry is 7 lines, so chunks keep entries line-aligned). track is written last when a socket is recorded and cleared
    * first by close(): the leak fields below are only meaningful while it is nonzero. */
   atomic_uint track;          /* 0 untracked, else enum cg_leak_via */
   atomic_uint slot;           /* leaks[] slot + 1 in the stats segment, 0 none */
+  /* Also read by close() and by every connect (cg_fd_made_here): in the same first line. */
+  atomic_uint made;           /* CONNGUARD_LEAKS=off: made by socket() in process `owner` */
+  int tcp;                    /* made by socket() as TCP: the watchdog may cut its connect */
+  pid_t owner;                /* process that created it: children do not report it */
   int family;
   int pending_err;            /* CG_FD_FAILED: errno to hand to the program */
   unsigned attempt;           /* attempts started, 1-based */
@@ -57,14 +62,12 @@ struct cg_fd {
   int64_t created_ns;         /* realtime */
   uint32_t stack_id;          /* in the shared stack table (stacktab.h), 0 = none */
   uint32_t kind;              /* socket type | family << 16, 0 = unknown */
-  int tcp;                    /* made by socket() as TCP: the watchdog may cut its connect */
-  atomic_uint made;           /* CONNGUARD_LEAKS=off: made by socket() in process `owner` */
-  pid_t owner;                /* process that created it: children do not report it */
   dev_t dev;
   ino_t ino;
   socklen_t peerlen;          /* peer given to connect() or returned by accept(), inet only */
   union { struct sockaddr sa; struct sockaddr_in in; struct sockaddr_in6 in6; } peer;
-};
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct cg_fd) % 64 == 0, "chunks (page-aligned) keep every entry's first line whole");
 
 /* The entry for fd, or NULL when out of range. create: allocate its chunk if missing
  * (not from close() or signal context). */
@@ -95,9 +98,9 @@ static inline int cg_is_tcp(int domain, int type, int protocol)
          (protocol == 0 || protocol == IPPROTO_TCP);
 }
 
-/* close(): async-signal-safe. Drops the entry's connect state and its leak tracking. Costs one
- * table peek for an fd the shim knows nothing about (regular files). */
-void cg_fd_forget(int fd);
+/* close(): async-signal-safe. Drops the entry's connect state and its leak tracking. */
+static inline void cg_fd_forget(int fd);
+void cg_fd_forget_entry(int fd, struct cg_fd *e);
 
 extern struct cg_fd *_Atomic cg_fd_chunks[CG_FD_MAX_CHUNKS];
 static inline struct cg_fd *cg_fd_peek(int fd)
@@ -105,6 +108,18 @@ static inline struct cg_fd *cg_fd_peek(int fd)
   if (fd < 0 || (fd >> CG_FD_CHUNK_BITS) >= CG_FD_MAX_CHUNKS) return 0;
   struct cg_fd *c = atomic_load_explicit(&cg_fd_chunks[fd >> CG_FD_CHUNK_BITS], memory_order_acquire);
   return c ? &c[fd & (CG_FD_CHUNK - 1)] : 0;
+}
+
+/* Inline: close() of an fd the shim knows nothing about (a regular file, a pipe) costs a
+ * table peek and one cache line of loads, no call, no store, no locked instruction. */
+static inline void cg_fd_forget(int fd)
+{
+  cg_wd_fd_closing(fd);
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (e && (atomic_load_explicit(&e->state, memory_order_relaxed) != CG_FD_NONE ||
+            atomic_load_explicit(&e->track, memory_order_relaxed) != 0 ||
+            atomic_load_explicit(&e->made, memory_order_relaxed) != 0))
+    cg_fd_forget_entry(fd, e);
 }
 
 static inline int cg_state_active(unsigned s)

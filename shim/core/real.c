@@ -4,23 +4,23 @@
 #include <stdatomic.h>
 
 struct cg_real cg_real;
-static atomic_int state;          /* 0 none, 1 resolving, 2 done */
+atomic_int cg_real_state;         /* real.h */
 static __thread int resolving;    /* this thread is inside dlsym: hooks must use raw syscalls */
 
 int cg_real_ready(void)
 {
-  if (atomic_load_explicit(&state, memory_order_acquire) == 2) return 1;
+  if (atomic_load_explicit(&cg_real_state, memory_order_acquire) == 2) return 1;
   cg_real_init();
-  return atomic_load_explicit(&state, memory_order_acquire) == 2;
+  return atomic_load_explicit(&cg_real_state, memory_order_acquire) == 2;
 }
 
 void cg_real_init(void)
 {
-  if (atomic_load_explicit(&state, memory_order_acquire) == 2 || resolving) return;
+  if (atomic_load_explicit(&cg_real_state, memory_order_acquire) == 2 || resolving) return;
   int expect = 0;
-  if (!atomic_compare_exchange_strong(&state, &expect, 1)) {
+  if (!atomic_compare_exchange_strong(&cg_real_state, &expect, 1)) {
     /* Another thread resolves; dlsym is quick, wait for it. */
-    while (atomic_load_explicit(&state, memory_order_acquire) != 2) sched_yield();
+    while (atomic_load_explicit(&cg_real_state, memory_order_acquire) != 2) sched_yield();
     return;
   }
   resolving = 1;
@@ -31,10 +31,6 @@ void cg_real_init(void)
   R(socketpair); R(dup); R(fcntl); R(fcntl64); R(fclose);
 #undef R
   resolving = 0;
-  atomic_store_explicit(&state, 2, memory_order_release);
+  atomic_store_explicit(&cg_real_state, 2, memory_order_release);
 }
 
-int cg_real_peek(void)
-{
-  return atomic_load_explicit(&state, memory_order_acquire) == 2;
-}

@@ -50,6 +50,12 @@ int cg_real_ready(void);
 #endif
 #ifndef CG_REAL_PEEK
 #define CG_REAL_PEEK
+#include <stdatomic.h>
+/* 0 none, 1 resolving, 2 done. */
+extern atomic_int cg_real_state;
 /* Whether the table is filled, without resolving anything: for close() and signal paths. */
-int cg_real_peek(void);
+static inline int cg_real_peek(void)
+{
+  return atomic_load_explicit(&cg_real_state, memory_order_acquire) == 2;
+}
 #endif

@@ -16,7 +16,7 @@ static uintptr_t self_lo, self_hi;
 __thread int cg_in_unwind;
 
 /* libunwind's validation pipe, as moved high by our pipe2 hook, with identities. */
-static atomic_int upipe[2] = { -1, -1 };
+atomic_int cg_upipe[2] = { -1, -1 };   /* stack.h */
 static dev_t upipe_dev[2];
 static ino_t upipe_ino[2];
 static atomic_int upipe_closed;     /* the program closed one of them */
@@ -61,17 +61,14 @@ void cg_stack_note_pipe(int fds[2])
   struct stat st;
   for (int i = 0; i < 2; i++) {
     if (fstat(fds[i], &st) == 0) { upipe_dev[i] = st.st_dev; upipe_ino[i] = st.st_ino; }
-    atomic_store(&upipe[i], fds[i]);
+    atomic_store(&cg_upipe[i], fds[i]);
   }
   atomic_store(&upipe_closed, 0);
 }
 
-void cg_stack_fd_closed(int lo, int hi)
+void cg_stack_pipe_closed(void)
 {
-  for (int i = 0; i < 2; i++) {
-    int f = atomic_load_explicit(&upipe[i], memory_order_relaxed);
-    if (f >= 0 && f >= lo && f <= hi) atomic_store(&upipe_closed, 1);
-  }
+  atomic_store(&upipe_closed, 1);
 }
 
 /* libunwind may read and write its pipe during an unwind. Only unwind while both numbers are
@@ -80,7 +77,7 @@ static int upipe_safe(void)
 {
   struct stat st;
   for (int i = 0; i < 2; i++) {
-    int f = atomic_load(&upipe[i]);
+    int f = atomic_load(&cg_upipe[i]);
     if (f < 0) continue;
     if (fstat(f, &st) != 0) continue;                 /* free: libunwind reopens */
     if (st.st_dev != upipe_dev[i] || st.st_ino != upipe_ino[i]) return 0;  /* reused by the program */

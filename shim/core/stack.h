@@ -3,6 +3,7 @@
  * global scope (field notes §4); glibc's backtrace() is the fallback when it is missing or unsafe. */
 #ifndef CG_STACK_H
 #define CG_STACK_H
+#include <stdatomic.h>
 #include <stdint.h>
 #include "fmt.h"
 
@@ -26,8 +27,17 @@ void cg_stack_symbolize(uintptr_t pc, struct cg_frame *f);
  * while we unwind are moved high; these tell the fd hooks which numbers are libunwind's. */
 extern __thread int cg_in_unwind;
 void cg_stack_note_pipe(int fds[2]);
-/* Called by close/dup2/close_range hooks: the program closed fd (or a range). */
-void cg_stack_fd_closed(int lo, int hi);
+/* Called by close/dup2/close_range hooks: the program closed fd (or a range). Inline: two
+ * loads for every close(). */
+extern atomic_int cg_upipe[2];
+void cg_stack_pipe_closed(void);
+static inline void cg_stack_fd_closed(int lo, int hi)
+{
+  for (int i = 0; i < 2; i++) {
+    int f = atomic_load_explicit(&cg_upipe[i], memory_order_relaxed);
+    if (f >= 0 && f >= lo && f <= hi) cg_stack_pipe_closed();
+  }
+}
 
 /* Our address range, for skipping our own frames. */
 int cg_addr_is_ours(uintptr_t pc);

@@ -25,7 +25,7 @@ struct slot {
 };
 
 static struct slot slots[WD_SLOTS];
-static atomic_int armed;                  /* slots not FREE: close() looks no further when 0 */
+atomic_int cg_wd_armed;                  /* watchdog.h */
 static atomic_int status;                 /* 0 not started, 1 starting, 2 running, -1 failed */
 /* The futex the thread sleeps on; bumped by a registration that needs it awake. */
 static atomic_uint seq;
@@ -143,7 +143,7 @@ int cg_wd_arm(int fd, int64_t deadline_ns, int64_t bound_ns)
     if (atomic_load_explicit(&s->state, memory_order_relaxed) != S_FREE ||
         !atomic_compare_exchange_strong(&s->state, &expect, S_CLAIMED))
       continue;
-    atomic_fetch_add(&armed, 1);
+    atomic_fetch_add(&cg_wd_armed, 1);
     atomic_store(&s->fd, fd);
     atomic_store(&s->deadline, deadline_ns);
     atomic_fetch_add_explicit(&registrations, 1, memory_order_relaxed);
@@ -173,18 +173,13 @@ int cg_wd_disarm(int handle)
     fired = atomic_load(&s->state) == S_FIRED;
     atomic_store(&s->state, S_FREE);
   }
-  atomic_fetch_sub(&armed, 1);
+  atomic_fetch_sub(&cg_wd_armed, 1);
   return fired;
-}
-
-void cg_wd_fd_closing(int fd)
-{
-  if (fd >= 0) cg_wd_fds_closing((unsigned)fd, (unsigned)fd);
 }
 
 void cg_wd_fds_closing(unsigned lo, unsigned hi)
 {
-  if (!atomic_load_explicit(&armed, memory_order_relaxed)) return;
+  if (!atomic_load_explicit(&cg_wd_armed, memory_order_relaxed)) return;
   for (int i = 0; i < WD_SLOTS; i++) {
     struct slot *s = &slots[i];
     int st = atomic_load(&s->state);
@@ -199,7 +194,7 @@ void cg_wd_fds_closing(unsigned lo, unsigned hi)
 void cg_wd_after_fork_child(void)
 {
   for (int i = 0; i < WD_SLOTS; i++) atomic_store(&slots[i].state, S_FREE);
-  atomic_store(&armed, 0);
+  atomic_store(&cg_wd_armed, 0);
   atomic_store(&wake_at, INT64_MAX);
   atomic_store(&status, 0);
 }
