@@ -71,9 +71,11 @@ def main(argv):
     s = series("bench_connect", 5000 if quick else 20000, rounds, cfg)
     base = ratio(s["none"])
     on, off = ratio(s["on"]) / base, ratio(s["off"]) / base
-    print("socket+connect+close      %8.0f ns   shim %.3fx (leaks off %.3fx, tracking alone %.3fx)   limit 1.03x  %s"
-          % (statistics.median(x[1] for x in s["none"]), on, off, on / off, "ok" if on <= 1.03 else "OVER"),
-          flush=True)
+    raw = statistics.median(x[1] for x in s["none"])
+    print("socket+connect+close      %8.0f ns   retries alone (CONNGUARD_LEAKS=off) %.3fx   limit 1.03x  %s"
+          % (raw, off, "ok" if off <= 1.03 else "OVER"), flush=True)
+    print("socket+connect+close      %8.0f ns   default, leak tracking on %.3fx (tracking alone %.3fx)   limit 1.03x  %s"
+          % (raw, on, on / off, "ok" if on <= 1.03 else "OVER"), flush=True)
 
     s = series("bench_socket", 20000 if quick else 100000, rounds, cfg)
     per = statistics.median(l - r for l, r in s["on"]) - statistics.median(l - r for l, r in s["none"])

@@ -37,7 +37,7 @@ static void fill_header(struct cg_stats *s)
   s->version = CG_STATS_VERSION;
   s->size = sizeof *s;
   s->pid = getpid();
-  s->uid = getuid();
+  s->uid = geteuid();
   clock_gettime(CLOCK_REALTIME, &ts);
   if (!s->start_ns) s->start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
   ssize_t n = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1);
@@ -46,12 +46,17 @@ static void fill_header(struct cg_stats *s)
   s->leak_age_ms = leak_age_v;
 }
 
+/* The name carries the uid that owns the file (the effective one: a setuid program's segment
+ * belongs to its owner, and the tool finds it by the reader's euid). Kept for the unlink: the
+ * program may change its uid later. */
+static char published_path[96];
+
 void cg_stats_publish(void)
 {
   char path[96];
   pid_t pid = getpid();
   if (published_pid == pid) return;
-  cg_stats_path(path, sizeof path, getuid(), pid);
+  cg_stats_path(path, sizeof path, geteuid(), pid);
   /* Raw syscalls: this is our file, the program's hooks must not see it. */
   int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
@@ -73,16 +78,15 @@ void cg_stats_publish(void)
   atomic_thread_fence(memory_order_release);
   s->magic = CG_STATS_MAGIC;
   cg_stats = s;
+  memcpy(published_path, path, sizeof published_path);
   published_pid = pid;
   cg_stats_pending = 0;
 }
 
 void cg_stats_unpublish(void)
 {
-  char path[96];
   if (published_pid != getpid()) return;
-  cg_stats_path(path, sizeof path, getuid(), published_pid);
-  unlink(path);
+  unlink(published_path);
   published_pid = 0;
 }
 

@@ -2,8 +2,10 @@
  * variable from the environment (secure_getenv), or anyone who can run a privileged program
  * could point its log at any file. ld.so ignores LD_PRELOAD paths in that mode, so this program
  * dlopen()s the shim itself and connects through the shim's own connect().
- * usage: rb_secure SHIM PORT    prints AT_SECURE, then what connect() returned. */
+ * usage: rb_secure SHIM PORT    prints AT_SECURE, what connect() returned, and the name and
+ * owner of this process's live-counter segment in /dev/shm. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
@@ -30,6 +33,19 @@ int main(int argc, char **argv)
   int r = cn(s, (struct sockaddr *)&a, sizeof a);
   const char *en = r ? strerrorname_np(errno) : "0";
   printf("connect=%d errno=%s\n", r, en ? en : "?");
+  char suffix[32];
+  snprintf(suffix, sizeof suffix, ".%d", (int)getpid());
+  DIR *d = opendir("/dev/shm");
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    size_t n = strlen(de->d_name), k = strlen(suffix);
+    if (strncmp(de->d_name, "connguard.", 10) || n <= k || strcmp(de->d_name + n - k, suffix)) continue;
+    struct stat st;
+    char path[300];
+    snprintf(path, sizeof path, "/dev/shm/%s", de->d_name);
+    if (stat(path, &st) == 0) printf("segment=%s owner=%u pid=%d\n", de->d_name, (unsigned)st.st_uid, (int)getpid());
+  }
+  if (d) closedir(d);
   close(s);
   return 0;
 }

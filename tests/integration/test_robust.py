@@ -271,6 +271,14 @@ SECURE_ENV = {"CONNGUARD_RETRIES": "0", "CONNGUARD_LOG_FORMAT": "json", "CONNGUA
               "CONNGUARD_JITTER": "none", "CONNGUARD_BACKOFF_MS": "10"}
 
 
+def _segment_lines(out, uid):
+    """rb_secure's segment line: one segment, owned by uid and named by it (that is where
+    `connguard stat` run by that user looks)."""
+    segs = [l for l in out.splitlines() if l.startswith("segment=")]
+    m = re.match(r"^segment=connguard\.(\d+)\.(\d+) owner=(\d+) pid=(\d+)$", segs[0]) if len(segs) == 1 else None
+    return bool(m) and int(m.group(1)) == uid and int(m.group(3)) == uid and m.group(2) == m.group(4)
+
+
 def test_secure_execution_ignores_the_environment():
     """In a setuid program (AT_SECURE) the shim reads no CONNGUARD_* variable: secure_getenv
     returns nothing there, so a user cannot redirect a privileged program's log to a file of
@@ -305,7 +313,9 @@ def test_secure_execution_ignores_the_environment():
         env = dict(SECURE_ENV, CONNGUARD_LOG=logs)
 
         ctl = cglib.run([plain, shim, str(closed)], env=env, preload=False, timeout=30)
-        check(ctl.out.splitlines() == ["secure=0", "connect=-1 errno=ECONNREFUSED"], "control run", got=ctl.out + ctl.err)
+        check(ctl.out.splitlines()[:2] == ["secure=0", "connect=-1 errno=ECONNREFUSED"], "control run",
+              got=ctl.out + ctl.err)
+        check(_segment_lines(ctl.out, 0), "control run: segment", got=ctl.out)
         warns = [l for l in ctl.err.splitlines() if "warning" in l]
         check(len(warns) == 1 and "CONNGUARD_STACK_DEPTH" in warns[0], "control: one warning for the bad depth",
               got=ctl.err)
@@ -320,8 +330,12 @@ def test_secure_execution_ignores_the_environment():
         p = cglib.run([suid, shim, str(closed)], env=env, preload=False, timeout=30)
         if p.out.startswith("secure=0"):
             raise cglib.Skip("setuid has no effect here (filesystem mounted nosuid?)")
-        check(p.out.splitlines() == ["secure=1", "connect=-1 errno=ECONNREFUSED"], "setuid run: same result",
+        # The live-counter segment is named by the uid that owns it, as `connguard stat` run by
+        # that user looks for it.
+        check(p.out.splitlines()[:2] == ["secure=1", "connect=-1 errno=ECONNREFUSED"], "setuid run: same result",
               got=p.out + p.err)
+        check(_segment_lines(p.out, nobody.pw_uid), "setuid run: the segment is named by the uid that owns it",
+              got=p.out)
         check(not glob.glob(os.path.join(d, "log.*")), "setuid run wrote the file CONNGUARD_LOG named",
               got=os.listdir(d))
         check("warning" not in p.err, "setuid run read CONNGUARD_STACK_DEPTH", got=p.err)
