@@ -30,8 +30,9 @@ struct cg_fd {
   atomic_uint lock;           /* serialises retry-engine transitions; close() never takes it */
   atomic_uint gen;            /* bumped by close(): a holder of the lock notices the fd went away */
   /* Leak tracking (leak.h). Next to state: close() of an fd the shim knows nothing about reads
-   * this one cache line only (an entry is 7 lines, so chunks keep entries line-aligned). track is written last when a socket is recorded and cleared
-   * first by close(): the leak fields below are only meaningful while it is nonzero. */
+   * this one cache line only (entries are whole lines, and chunks are page-aligned). track is
+   * written last when a socket is recorded and cleared first by close(): the leak fields below
+   * are only meaningful while it is nonzero. */
   atomic_uint track;          /* 0 untracked, else enum cg_leak_via */
   atomic_uint slot;           /* leaks[] slot + 1 in the stats segment, 0 none */
   /* Also read by close() and by every connect (cg_fd_made_here): in the same first line. */
@@ -67,7 +68,7 @@ struct cg_fd {
   socklen_t peerlen;          /* peer given to connect() or returned by accept(), inet only */
   union { struct sockaddr sa; struct sockaddr_in in; struct sockaddr_in6 in6; } peer;
 } __attribute__((aligned(64)));
-_Static_assert(sizeof(struct cg_fd) % 64 == 0, "chunks (page-aligned) keep every entry's first line whole");
+_Static_assert(sizeof(struct cg_fd) % 64 == 0, "every entry starts a cache line");
 
 /* The entry for fd, or NULL when out of range. create: allocate its chunk if missing
  * (not from close() or signal context). */
