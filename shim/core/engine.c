@@ -470,11 +470,12 @@ static void start_attempt(int fd, struct cg_fd *e)
  * monotonic time something is due (INF if nothing). */
 static int64_t tick(void)
 {
-  int fds[256];
-  int n = cg_active_list(fds, 256);
   int64_t next = INF, now = cg_mono_ns();
-  for (int i = 0; i < n; i++) {
-    struct cg_fd *e = cg_fd_peek(fds[i]);
+  /* Every slot, not a prefix: one fd left out could sleep hidden in the program's poll. */
+  for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
+    int fd = cg_active_at(i);
+    if (fd < 0) continue;
+    struct cg_fd *e = cg_fd_peek(fd);
     if (!e) continue;
     if (atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) {
       /* Busy elsewhere: its due time is unknown to us. Look again soon, or a thread whose own
@@ -486,13 +487,13 @@ static int64_t tick(void)
     }
     unsigned st = atomic_load(&e->state);
     if (st == CG_FD_WAITING && e->t_next_ns <= now) {
-      start_attempt(fds[i], e);
+      start_attempt(fd, e);
       st = atomic_load(&e->state);
     }
     if (st == CG_FD_CONNECTING && e->nonblock) {
       int64_t end = attempt_end_of(e);
       if (end <= now) {
-        on_failure(fds[i], e, 0, 1);
+        on_failure(fd, e, 0, 1);
         st = atomic_load(&e->state);
         if (st == CG_FD_WAITING && e->t_next_ns < next) next = e->t_next_ns;
       } else if (e->attempt <= cg_cfg.retries && end < next) {
@@ -659,6 +660,17 @@ static int finish_like_kernel(int fd, const struct timeval *prog_tv, int64_t t0)
   return -1;
 }
 
+/* Once per process: connects beyond the active set's room go their own way. */
+static void warn_set_full(void)
+{
+  static atomic_int said;
+  if (atomic_exchange(&said, 1)) return;
+  static const char msg[] = "connguard: warning: more than 1024 non-blocking connects in flight at "
+                            "once; the ones beyond are not retried (the program sees the kernel's "
+                            "results)\n";
+  cg_log_warning(msg, sizeof msg - 1);
+}
+
 /* ---------- hooks' bodies ---------- */
 
 int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
@@ -755,8 +767,9 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
       e->addrlen = l <= sizeof e->addr ? l : sizeof e->addr;
       memcpy(&e->addr, a, e->addrlen);
       e->cnpcs = capture(e->cpcs);
-      cg_fd_set_state(fd, e, CG_FD_CONNECTING);
+      int taken = cg_fd_begin(fd, e, CG_FD_CONNECTING);
       cg_fd_unlock(e);
+      if (!taken) warn_set_full();
     }
     errno = err;
     return r;
@@ -956,14 +969,14 @@ int cg_select(int nfds, fd_set *rs, fd_set *ws, fd_set *xs, struct timeval *tv,
 /* The fd an epoll event belongs to, among the active ones (epoll gives back only data). */
 static int epoll_owner(int epfd, uint64_t data)
 {
-  int fds[256];
-  int n = cg_active_list(fds, 256);
-  for (int i = 0; i < n; i++) {
-    struct cg_fd *e = cg_fd_peek(fds[i]);
+  for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
+    int fd = cg_active_at(i);
+    if (fd < 0) continue;
+    struct cg_fd *e = cg_fd_peek(fd);
     /* Unlocked: the registration may change under us (relaxed atomics; a stale match is no
      * worse than the event's own staleness, and filter_revents re-reads the socket). */
     if (e && __atomic_load_n(&e->ep_fd, __ATOMIC_RELAXED) == epfd + 1 &&
-        __atomic_load_n(&e->ep_data, __ATOMIC_RELAXED) == data) return fds[i];
+        __atomic_load_n(&e->ep_data, __ATOMIC_RELAXED) == data) return fd;
   }
   return -1;
 }

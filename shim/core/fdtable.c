@@ -8,8 +8,7 @@
 struct cg_fd *_Atomic cg_fd_chunks[CG_FD_MAX_CHUNKS];
 atomic_int cg_active_count;
 
-#define CG_ACTIVE_SLOTS 1024
-static atomic_int active[CG_ACTIVE_SLOTS];   /* fd + 1, 0 = free */
+atomic_int cg_active_fds[CG_ACTIVE_SLOTS];   /* fd + 1, 0 = free */
 
 struct cg_fd *cg_fd_get(int fd, int create)
 {
@@ -45,41 +44,32 @@ void cg_fd_unlock(struct cg_fd *e)
   atomic_store_explicit(&e->lock, 0, memory_order_release);
 }
 
-void cg_active_add(int fd)
+int cg_active_add(int fd)
 {
   for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
     int expect = 0;
-    if (atomic_load_explicit(&active[i], memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_strong(&active[i], &expect, fd + 1)) {
+    if (atomic_load_explicit(&cg_active_fds[i], memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_strong(&cg_active_fds[i], &expect, fd + 1)) {
       atomic_fetch_add(&cg_active_count, 1);
-      return;
+      return 1;
     }
   }
-  /* Full: the fd is still handled by the hooks that look it up directly (poll, select,
-   * getsockopt, connect); only epoll's reverse lookup misses it. */
+  return 0;
 }
 
 void cg_active_del(int fd)
 {
   for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
     int expect = fd + 1;
-    if (atomic_load_explicit(&active[i], memory_order_relaxed) == fd + 1 &&
-        atomic_compare_exchange_strong(&active[i], &expect, 0)) {
+    if (atomic_load_explicit(&cg_active_fds[i], memory_order_relaxed) == fd + 1 &&
+        atomic_compare_exchange_strong(&cg_active_fds[i], &expect, 0)) {
       atomic_fetch_sub(&cg_active_count, 1);
       return;
     }
   }
 }
 
-int cg_active_list(int *out, int max)
-{
-  int n = 0;
-  for (int i = 0; i < CG_ACTIVE_SLOTS && n < max; i++) {
-    int v = atomic_load_explicit(&active[i], memory_order_relaxed);
-    if (v) out[n++] = v - 1;
-  }
-  return n;
-}
+
 
 void cg_fd_forget_entry(int fd, struct cg_fd *e)
 {
@@ -94,9 +84,16 @@ unsigned cg_fd_set_state(int fd, struct cg_fd *e, unsigned st)
 {
   unsigned old = atomic_exchange_explicit(&e->state, st, memory_order_acq_rel);
   int was = cg_state_active(old), is = cg_state_active(st);
-  if (is && !was) cg_active_add(fd);
-  else if (was && !is) cg_active_del(fd);
+  if (was && !is) cg_active_del(fd);
   return old;
+}
+
+int cg_fd_begin(int fd, struct cg_fd *e, unsigned st)
+{
+  if (!cg_active_add(fd)) return 0;
+  unsigned old = atomic_exchange_explicit(&e->state, st, memory_order_acq_rel);
+  if (cg_state_active(old)) cg_active_del(fd);   /* it was listed already: keep one slot */
+  return 1;
 }
 
 void cg_fd_note_made(int fd, int domain, int type, int protocol)

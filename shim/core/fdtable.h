@@ -80,12 +80,19 @@ void cg_fd_lock(struct cg_fd *e);
 void cg_fd_unlock(struct cg_fd *e);
 
 /* Fds with a connect the engine still owns (CONNECTING, WAITING, FAILED, PASSED). Kept as a
- * small set so that poll/epoll hooks cost nothing when it is empty. */
+ * small set so that poll/epoll hooks cost nothing when it is empty. A connect the set has no
+ * room for is not taken on (cg_fd_begin): the program gets the kernel's own result, as
+ * without the shim, rather than a retry that epoll and the time-driven work would not see. */
+#define CG_ACTIVE_SLOTS 1024
 extern atomic_int cg_active_count;
-void cg_active_add(int fd);
+extern atomic_int cg_active_fds[CG_ACTIVE_SLOTS];
+int cg_active_add(int fd);     /* 0 when the set is full */
 void cg_active_del(int fd);
-/* Snapshot of the active fds into out (at most max). */
-int cg_active_list(int *out, int max);
+/* The fd in slot i of the set, or -1. Walk i over [0, CG_ACTIVE_SLOTS). */
+static inline int cg_active_at(int i)
+{
+  return atomic_load_explicit(&cg_active_fds[i], memory_order_relaxed) - 1;
+}
 
 /* socket() with leak tracking off: what the connect path needs to know without asking the
  * kernel (TCP or not, made in this process), kept until the fd is closed. */
@@ -131,6 +138,9 @@ static inline int cg_state_active(unsigned s)
 #endif
 #ifndef CG_FDTABLE_SETSTATE
 #define CG_FDTABLE_SETSTATE
-/* Changes the state and keeps the active set in step. Returns the old state. */
+/* Changes the state and keeps the active set in step. Returns the old state. Entering an
+ * active state goes through cg_fd_begin. */
 unsigned cg_fd_set_state(int fd, struct cg_fd *e, unsigned st);
+/* Puts fd in the active set and e in active state st. 0 (nothing changed) when the set is full. */
+int cg_fd_begin(int fd, struct cg_fd *e, unsigned st);
 #endif

@@ -72,6 +72,34 @@ def test_many_threads_against_a_late_server():
             cgconn.check_late(rs, 2, "127.0.0.1:%d" % port, module="rb_threads")
 
 
+def test_more_connects_in_flight_than_the_engine_holds():
+    """1100 non-blocking connects to a closed port in flight at once, waited for with poll()
+    and with epoll: the engine's active set holds 1024. Those it holds are retried (one retry,
+    200 ms backoff) and logged; the rest are left to the kernel, with one warning. Every socket
+    ends ECONNREFUSED exactly as without the shim (none reads SO_ERROR 0), and no getsockopt or
+    wait call is held up by a backoff (an fd that epoll's lookup or the time-driven work missed
+    used to be retried synchronously inside getsockopt: ~100 ms per call)."""
+    closed = cglib.free_port()
+    for mode in ("poll", "epoll"):
+        args = [client("rb_many"), mode, str(closed), "1100"]
+        bare = cglib.run(args, preload=False)
+        want = "refused=1100 zero=0 other=0 pending=0 slow_calls=0\n"
+        check(bare.out == want, "%s: bare run" % mode, got=bare.out + bare.err)
+        with LogDir() as lg:
+            p = cglib.run(args, env=lg.env(CONNGUARD_RETRIES="1", CONNGUARD_BACKOFF_MS="200"), timeout=60)
+            check(p.out == want, "%s: the program saw something else under the shim" % mode, got=p.out + p.err)
+            warns = [l for l in p.err.splitlines() if "more than 1024" in l]
+            check(len(warns) == 1, "%s: one warning for the connects left to the kernel" % mode, got=p.err)
+            recs = [r for r in lg.records() if r["event"] == "connect_failed"]
+            got = sorted((r["attempt"], r["action"]) for r in recs)
+            check(got == [(1, "retry")] * 1024 + [(2, "give_up")] * 1024,
+                  "%s: 1024 connects retried once, each attempt one record" % mode,
+                  got={k: got.count(k) for k in set(got)})
+            check(all(r["errno"] == "ECONNREFUSED" and r["dst"] == "127.0.0.1:%d" % closed for r in recs),
+                  "%s: records" % mode, got=recs[:2])
+            check(len({r["fd"] for r in recs}) == 1024, "%s: 1024 distinct fds" % mode)
+
+
 def test_many_threads_text_on_stderr_never_interleaved():
     """16 threads failing at once, text records to stderr: every line belongs to a whole
     record (header, hint, frames, in order)."""
