@@ -253,7 +253,20 @@ static int finish_interrupted(int fd, int64_t until)
   }
 }
 
-static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int err, int64_t t0)
+/* The errno a blocking connect would have ended with without us, when we give up and the last
+ * attempt was one we cut short (its SYN unanswered, `cut`): the kernel would still have been
+ * connecting, so the call would have ended by a signal (EINTR), by the program's own
+ * SO_SNDTIMEO (EINPROGRESS; the kernel's SYN retries take over two minutes), or else by the
+ * kernel's retries (ETIMEDOUT). Any other failure is the kernel's own errno already. */
+static int errno_without_us(int err, int cut, int64_t prog_ns, int interrupted)
+{
+  if (!cut || err != ETIMEDOUT) return err;
+  if (interrupted) return EINTR;
+  return prog_ns > 0 ? EINPROGRESS : ETIMEDOUT;
+}
+
+/* err: the first attempt's failure; cut: we ended that attempt at our bound (err ETIMEDOUT). */
+static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int err, int cut, int64_t t0)
 {
   uintptr_t pcs[CG_MAX_STACK];
   int npcs = -1;
@@ -283,14 +296,15 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     unsigned cls = cg_errno_class(err, a->sa_family), delay = 0;
     const char *why;
     if (!(cls & cg_cfg.retry_on)) why = "not_retryable";
-    else if ((why = may_retry(e, now, budget_end, &delay)) == NULL && prog_ns > 0 && now + (int64_t)delay * MS_NS >= budget_end)
-      why = "program_timeout";
+    else if ((why = may_retry(e, now, budget_end, &delay)) && !strcmp(why, "deadline") && prog_ns > 0 &&
+             t0 + prog_ns < budget_end_of(e))
+      why = "program_timeout";   /* the program's SO_SNDTIMEO, not CONNGUARD_DEADLINE_MS, ran out */
     count_failure(err);
     if (npcs < 0) npcs = cg_stack_capture(pcs, (int)cg_cfg.stack_depth);
     if (why) {
       log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, now - t0, why, pcs, npcs);
       CG_STAT_ADD(give_ups, 1);
-      errno = err;
+      errno = errno_without_us(err, cut, prog_ns, 0);
       return -1;
     }
     log_failure(fd, a, l, err, e->attempt, ACT_RETRY, delay, now - t0, NULL, pcs, npcs);
@@ -298,7 +312,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     if (!backoff_sleep(now + (int64_t)delay * MS_NS)) {
       log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "interrupted", pcs, npcs);
       CG_STAT_ADD(give_ups, 1);
-      errno = err;
+      errno = errno_without_us(err, cut, prog_ns, 1);
       return -1;
     }
     CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
@@ -346,6 +360,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     if (e2 == EINPROGRESS && ours) {
       reset_socket(fd);             /* our timeout, not the program's: abort this SYN */
       err = ETIMEDOUT;
+      cut = 1;
       continue;
     }
     if (cg_errno_is_progress(e2, a->sa_family)) {
@@ -354,6 +369,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
       return -1;
     }
     err = e2;
+    cut = 0;
   }
 }
 #undef FD_REPLACED
@@ -728,7 +744,7 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
     /* The watchdog cut the first attempt at its bound: the SYN went unanswered (or its answer
      * came in the very moment the bound expired; that connection was shut down unused). */
     reset_socket(fd);
-    if (is_blocking(fd)) return blocking_connect(fd, a, l, ETIMEDOUT, t0);
+    if (is_blocking(fd)) return blocking_connect(fd, a, l, ETIMEDOUT, 1, t0);
     /* A non-blocking connect() held up past the bound (the thread was stopped): start it
      * again, as the program asked, and go on as usual. */
     r = r_connect(fd, a, l);
@@ -751,7 +767,7 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
     /* Our bound on the first attempt of a blocking connect expired: the SYN went unanswered. */
     if (!eligible(fd, a, l)) return finish_like_kernel(fd, &prog_tv, t0);
     reset_socket(fd);
-    return blocking_connect(fd, a, l, ETIMEDOUT, t0);
+    return blocking_connect(fd, a, l, ETIMEDOUT, 1, t0);
   }
   if (err == EINPROGRESS || err == EINTR) {
     if (!eligible(fd, a, l)) { errno = err; return r; }
@@ -788,7 +804,7 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
     errno = err;
     return r;
   }
-  r = blocking_connect(fd, a, l, err, t0);
+  r = blocking_connect(fd, a, l, err, 0, t0);
   return r;
 }
 

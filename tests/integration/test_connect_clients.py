@@ -129,16 +129,38 @@ def test_program_sndtimeo_shorter_than_ours():
 
 def test_program_sndtimeo_longer_than_ours():
     """The program allows 10 s, CONNGUARD_CONNECT_TIMEOUT_MS 200 ms: attempts are cut at 200 ms,
-    retried, and the program's SO_SNDTIMEO reads back unchanged afterwards."""
+    retried, and the program's SO_SNDTIMEO reads back unchanged afterwards. When the retries
+    run out the program gets EINPROGRESS, the errno its own timeout gives without the shim
+    (the kernel would still have been sending SYNs), only sooner; the records say ETIMEDOUT,
+    what happened to each attempt."""
     with cglib.FullBacklog() as fb, LogDir() as lg:
         env = lg.env(CONNGUARD_CONNECT_TIMEOUT_MS=200, CONNGUARD_RETRIES=1)
         p = cgconn.timed_run([client("conn_blocking"), "127.0.0.1", str(fb.port), "-s", "10000", "-o"], env=env)
         lines = p.out.splitlines()
-        check(lines[0] == "error ETIMEDOUT via connect", "result", got=p.out + p.err)
+        check(lines[0] == "error EINPROGRESS via connect", "result", got=p.out + p.err)
         check(lines[1] == "opts nonblock=0 cloexec=1 sndtimeo_ms=10000 rcvbuf=246912 keepalive=1 nodelay=1",
               "socket options changed", got=p.out)
         cgconn.check_failures(lg.records(), 2, errno="ETIMEDOUT", last="give_up")
         check(p.elapsed < 3, "took %.1fs" % p.elapsed)
+
+
+def test_program_sndtimeo_ends_retries():
+    """The program allows 1.5 s (SO_SNDTIMEO), the shim cuts attempts at 400 ms and would retry
+    for longer: the program's own timeout ends the retries (record reason program_timeout) and
+    the program gets EINPROGRESS through connect() at about its own deadline, exactly as without
+    the shim."""
+    with cglib.FullBacklog() as fb, LogDir() as lg:
+        cmd = [client("conn_blocking"), "127.0.0.1", str(fb.port), "-s", "1500"]
+        bare = cgconn.timed_run(cmd, preload=False)
+        check(bare.out == "error EINPROGRESS via connect\n", "without the shim", got=bare.out)
+        p = cgconn.timed_run(cmd, env=lg.env(CONNGUARD_CONNECT_TIMEOUT_MS=400, CONNGUARD_RETRIES=5,
+                                             CONNGUARD_BACKOFF_MS=300))
+        check(p.out == bare.out and p.returncode == bare.returncode, "result", got=p.out + p.err)
+        recs = lg.records()
+        check(recs and recs[-1]["action"] == "give_up" and recs[-1]["reason"] == "program_timeout",
+              "the program's timeout ended the retries", got=recs)
+        check(all(r["errno"] == "ETIMEDOUT" for r in recs), "records", got=recs)
+        check(p.elapsed < 2.5, "took %.1fs" % p.elapsed)
 
 
 def test_alarm_timeout_ends_retries():
@@ -168,3 +190,21 @@ def test_alarm_timeout_during_syn_drop():
         check(bare.out == p.out == "error EINTR via connect\n", "result", got=p.out + p.err)
         check(p.elapsed < 1.5, "took %.1fs" % p.elapsed)
         check(lg.files() == [], "nothing failed", got=lg.files())
+
+
+def test_alarm_timeout_during_backoff_after_syn_drop():
+    """The alarm comes while the shim waits to retry an attempt it cut (SYN unanswered, 100 ms
+    bound, 500 ms backoff): without the shim the connect would still be waiting for the SYN
+    answer, so the program gets EINTR from connect(), as without the shim, at its alarm; the
+    give-up record says interrupted."""
+    with cglib.FullBacklog() as fb, LogDir() as lg:
+        args = [client("conn_blocking"), "127.0.0.1", str(fb.port), "-a", "300"]
+        bare = cgconn.timed_run(args, preload=False)
+        p = cgconn.timed_run(args, env=lg.env(CONNGUARD_CONNECT_TIMEOUT_MS=100, CONNGUARD_BACKOFF_MS=500,
+                                              CONNGUARD_BACKOFF_MAX_MS=2000))
+        check(bare.out == p.out == "error EINTR via connect\n", "result", got=p.out + p.err)
+        check(p.elapsed < 1.5, "took %.1fs" % p.elapsed)
+        recs = lg.records()
+        check([(r["attempt"], r["action"], r.get("reason")) for r in recs] ==
+              [(1, "retry", None), (1, "give_up", "interrupted")], "records", got=recs)
+        check(all(r["errno"] == "ETIMEDOUT" for r in recs), "records' errno", got=recs)
