@@ -58,7 +58,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcgcore.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-shadow -pthread $(EXTRA_CFLAGS) -o $@ $< $(BUILD)/libcgcore.a $$(pkg-config --cflags --libs check) -ldl $(EXTRA_LDFLAGS)
 
-$(BUILD)/clients/%: tests/clients/%.c $(HDRS)
+$(BUILD)/clients/%: tests/clients/%.c $(HDRS) $(wildcard tests/clients/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -pthread -o $@ $< -ldl $$(case $* in tls*) pkg-config --libs openssl;; esac)
 

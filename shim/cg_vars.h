@@ -12,12 +12,12 @@
   X(JITTER,             ENUM,  "full",    "full | equal | decorrelated | none") \
   X(CONNECT_TIMEOUT_MS, MS,    "5000",    "per-attempt connect timeout (never longer than the program's own)") \
   X(DEADLINE_MS,        MS,    "10000",   "budget for all attempts of one connect, waits included") \
-  X(RETRY_ON,           LIST,  "refused,timeout", "failure classes to retry: refused, timeout, reset, unreach") \
+  X(RETRY_ON,           LIST,  "refused,timeout", "failure classes to retry: refused, timeout, reset, unreach, or none") \
   X(ONLY,               LIST,  "",        "retry only these destinations (127.0.0.1:5432, *:443, [::1]:*, unix:/path)") \
   X(SKIP,               LIST,  "",        "never retry these destinations (same patterns)") \
   X(LOG,                STR,   "stderr",  "stderr, or a file path; %p is replaced by the pid") \
   X(LOG_FORMAT,         ENUM,  "text",    "text | json") \
-  X(STACK_DEPTH,        COUNT, "16",      "frames per stack trace, 0 = none (max 64)") \
+  X(STACK_DEPTH,        COUNT, "16",      "frames per stack trace, 0 = none (max 64; leak stacks keep 16)") \
   X(LEAKS,              ENUM,  "exit",    "off | exit: report leaked sockets at exit") \
   X(LEAK_EXITCODE,      COUNT, "0",       "exit status when leaks are found and the program would exit 0 (0 = unchanged)") \
   X(LEAK_AGE_MS,        MS,    "30000",   "CLOSE_WAIT or open age after which a socket is a live leak candidate") \

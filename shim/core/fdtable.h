@@ -23,7 +23,7 @@ enum cg_fd_state {
 #define CG_FD_CHUNK_BITS 10
 #define CG_FD_CHUNK (1 << CG_FD_CHUNK_BITS)
 #define CG_FD_MAX_CHUNKS 4096   /* 4M fds */
-#define CG_FD_STACK 16
+#define CG_FD_STACK 64         /* = CG_MAX_STACK: a non-blocking connect keeps what was asked */
 
 struct cg_fd {
   atomic_uint state;          /* enum cg_fd_state */

@@ -418,7 +418,14 @@ const char *cg_rec_finish(struct cg_rec *r, size_t *len)
   r->b.cap = sizeof r->mem;
   if (r->dropped) {
     if (r->json) cg_buf_puts(&r->b, ",\"truncated\":true");
-    else cg_buf_puts(&r->b, r->detail ? "\n(record truncated)" : " truncated=1");
+    else if (r->detail) {
+      /* Prefixed like every line of the record, or a reader would take it for the program's. */
+      cg_buf_putc(&r->b, '\n');
+      prefix(r);
+      cg_buf_puts(&r->b, "  (record truncated)");
+    } else {
+      cg_buf_puts(&r->b, " truncated=1");
+    }
   }
   if (r->json) cg_buf_putc(&r->b, '}');
   cg_buf_putc(&r->b, '\n');

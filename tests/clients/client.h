@@ -41,9 +41,10 @@
 struct copts {
   const char *host, *port;
   int timeout_ms, sndtimeo_ms, tick_ms, show_opts, read_line, edge, check_errno, bind_first, alarm_ms;
+  int depth;   /* -d N: connect() from N nested calls (deep stacks) */
 };
 
-static struct copts O = { NULL, NULL, 30000, 0, 0, 0, 0, 0, 0, 0, 0 };
+static struct copts O = { NULL, NULL, 30000, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 static int bound_port = -1;
 
 static const char *ename(int e)
@@ -74,6 +75,7 @@ static __attribute__((unused)) void parse_args(int argc, char **argv)
     else if (!strcmp(a, "-x")) O.check_errno = 1;
     else if (!strcmp(a, "-b")) O.bind_first = 1;
     else if (!strcmp(a, "-a") && i + 1 < argc) O.alarm_ms = atoi(argv[++i]);
+    else if (!strcmp(a, "-d") && i + 1 < argc) O.depth = atoi(argv[++i]);
     else usage(argv[0]);
   }
 }
@@ -253,11 +255,18 @@ static __attribute__((unused)) int make_socket(int family, int nonblock)
 }
 
 /* Starts a non-blocking connect; finishes at once when it does not go in progress. */
+/* connect() from `depth` nested frames; volatile keeps each frame (no tail call). */
+static __attribute__((noinline, unused)) int nested_connect(int fd, const struct sockaddr *sa, socklen_t len, int depth)
+{
+  volatile int r = depth > 0 ? nested_connect(fd, sa, len, depth - 1) : connect(fd, sa, len);
+  return r;
+}
+
 static __attribute__((unused)) int start_nonblocking(struct sockaddr_storage *ss, socklen_t len, int family)
 {
   int fd = make_socket(family, 1);
   errno = EBADMSG;
-  int r = connect(fd, (struct sockaddr *)ss, len);
+  int r = nested_connect(fd, (struct sockaddr *)ss, len, O.depth);
   if (r == 0) finish(fd, 0, NULL);
   if (errno != EINPROGRESS) finish(fd, errno, "connect");
   return fd;

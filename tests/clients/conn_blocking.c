@@ -11,7 +11,7 @@ int main(int argc, char **argv)
   int fd = make_socket(fam, 0);
   alarm_start();
   errno = EBADMSG;
-  int r = connect(fd, (struct sockaddr *)&ss, len);
+  int r = nested_connect(fd, (struct sockaddr *)&ss, len, O.depth);
   if (r == 0) {
     if (O.check_errno) note_errno();
     finish(fd, 0, NULL);

@@ -164,6 +164,22 @@ def test_stack_depth():
               "libc" in recs[0]["stack"][1]["module"], "second frame", got=recs[0]["stack"])
 
 
+def test_stack_depth_above_16():
+    """CONNGUARD_STACK_DEPTH=32 with a connect made 40 calls deep: blocking and non-blocking
+    (poll) failures both carry 32 frames, all in the client (a non-blocking connect's stack is
+    kept with the fd until its failure is seen, and was cut at 16)."""
+    port = _closed_port()
+    for name in ("conn_blocking", "conn_poll"):
+        with LogDir() as lg:
+            cglib.run([cgconn.client(name), "127.0.0.1", str(port), "-d", "40"],
+                      env=lg.env(CONNGUARD_STACK_DEPTH=32, CONNGUARD_RETRIES=0))
+            recs = lg.records()
+            check(len(recs) == 1 and len(recs[0]["stack"]) == 32, "%s: 32 frames" % name,
+                  got=[len(r.get("stack", [])) for r in recs])
+            check(all(f["module"].endswith("/" + name) for f in recs[0]["stack"]), "%s: the client's frames" % name,
+                  got=recs[0]["stack"])
+
+
 def test_text_log_on_stderr():
     """The default format and destination: sanitizer-style text records on stderr, and stdout
     untouched."""

@@ -264,7 +264,7 @@ START_TEST(text_truncation)
   cg_rec_detail(&rec, "more", big);
   s = cg_rec_finish(&rec, NULL);
   ck_assert_str_eq(normalize(s, norm, sizeof norm),
-    "==PID== connguard connect_failed ts=TS\n==PID==   hint: h\n(record truncated)\n");
+    "==PID== connguard connect_failed ts=TS\n==PID==   hint: h\n==PID==   (record truncated)\n");
 }
 END_TEST
 
