@@ -6,7 +6,7 @@
 set -e
 stage=${1:-build}
 build_pkgs="gcc make libc6-dev pkg-config libunwind-dev libssl-dev check binutils"
-test_pkgs="python3 curl netcat-openbsd openssl procps iproute2"
+test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++"
 hostile_pkgs="clang libclang-rt-14-dev valgrind"
 case "$stage" in
   build) want=$build_pkgs ;;
