@@ -1,12 +1,13 @@
 #!/bin/sh
 # Checks the Debian packages a stage needs; installs the missing ones when run as root,
 # otherwise names them all in one error. Stages: build (compile the shim and tools),
-# test (the programs the tests drive), hostile (make fuzz, check-valgrind: clang with
-# libFuzzer, valgrind).
+# test (the programs the tests drive, g++ for the C++ test library; groff-base ships groff
+# with the man macros and the utf8 device, without the X11 libraries of package groff),
+# hostile (make fuzz, check-valgrind: clang with libFuzzer, valgrind).
 set -e
 stage=${1:-build}
 build_pkgs="gcc make libc6-dev pkg-config libunwind-dev libssl-dev check binutils"
-test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++"
+test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++ strace groff-base"
 hostile_pkgs="clang libclang-rt-14-dev valgrind"
 case "$stage" in
   build) want=$build_pkgs ;;
