@@ -16,7 +16,11 @@ struct leak {
   uint32_t kind;            /* socket type | family << 16 */
   uint32_t via;             /* 1 socket, 2 accept, 3 socketpair, 4 dup; 0 unknown */
   int candidate;
-  const char *why;          /* "CLOSE_WAIT: the peer closed ...", "open for ..." */
+  int64_t cw_ns;            /* time in CLOSE_WAIT (state 8 only): since the peer's FIN as
+                               sock_diag tells it, or at most the age when it cannot (cw_exact 0) */
+  int cw_exact;
+  const char *cw_unknown;   /* cw_exact 0: why sock_diag could not tell (static text) */
+  char why[512];            /* "CLOSE_WAIT for 31.2s (longer than 30s): ...", "open longer ..."; "" none */
   int nframes;
   uint64_t pcs[CG_STATS_STACK];
 };

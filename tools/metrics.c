@@ -97,7 +97,7 @@ static void emit(const struct proc *ps, int n)
   simple(ps, n, "connguard_open_sockets", "gauge", "Sockets currently open, as tracked by connguard.", F(open_sockets), 1);
   simple(ps, n, "connguard_sockets_created_total", "counter", "Sockets created since the program started.", F(sockets_created), 0);
   family("connguard_leaked_sockets", "gauge",
-         "Live leak candidates: tracked sockets in CLOSE_WAIT or open longer than CONNGUARD_LEAK_AGE_MS.");
+         "Live leak candidates: tracked sockets in CLOSE_WAIT for longer than CONNGUARD_LEAK_AGE_MS, or open longer than it.");
   for (int i = 0; i < n; i++) {
     if (ps[i].leaks < 0) continue;
     fputs("connguard_leaked_sockets", stdout);

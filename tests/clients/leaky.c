@@ -7,7 +7,8 @@
  * 3. makes sure A and C are in the leaks[] table of its counters segment: when the shim did not
  *    publish them itself (no leak tracking in this build), it writes the slots as the shim
  *    would, with a creation stack holding its own return address;
- * 4. prints "ready A=.. C=.. D=.. L=.. port=.. published=shim|self" and waits for SIGTERM. */
+ * 4. prints "ready A=.. C=.. D=.. L=.. port=.. published=shim|self" and waits for SIGTERM;
+ *    SIGUSR1 closes D, so that C, open since the start, enters CLOSE_WAIT only then. */
 #include "stats.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -114,11 +115,13 @@ static int publish_self(void)
 /* exit(), not _exit(): the shim's destructor removes the counters file (test client only:
  * main does nothing but sleep, so running exit handlers here is safe enough). */
 static void on_term(int sig) { (void)sig; exit(0); }
+static void on_usr1(int sig) { (void)sig; close(fds[2]); }
 
 int main(int argc, char **argv)
 {
   int closed = argc > 1 ? atoi(argv[1]) : 0;
   signal(SIGTERM, on_term);
+  signal(SIGUSR1, on_usr1);
   if (closed > 0) do_connect(closed);
   open_leaky_pair();
   int self = publish_self();

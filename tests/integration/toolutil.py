@@ -34,10 +34,11 @@ def tool(args, env=None, timeout=30, input=None):
     return cglib.run([TOOL] + list(args), env=env, preload=False, timeout=timeout, input=input)
 
 
-def start(args, env=None, ready="ready", timeout=20):
-    """Starts `connguard ARGS` in the background and waits (bounded) for a stdout line
-    starting with `ready`. Returns (process, that line)."""
-    p = cglib.spawn([TOOL] + list(args), env=env, preload=False,
+def start(args, env=None, ready="ready", timeout=20, prefix=()):
+    """Starts `connguard ARGS` in the background (after PREFIX, a command that ends by exec'ing
+    its arguments) and waits (bounded) for a stdout line starting with `ready`. Returns
+    (process, that line)."""
+    p = cglib.spawn(list(prefix) + [TOOL] + list(args), env=env, preload=False,
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     end = time.time() + timeout
     buf = b""
