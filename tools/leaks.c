@@ -80,7 +80,6 @@ static void read_slots(const struct cg_stats *m, void *arg)
       memset(&l, 0, sizeof l);
       const volatile struct cg_leak_slot *v = sl;
       l.fd = v->fd;
-      l.state = v->state;
       l.kind = v->kind;
       l.created_ns = v->created_ns;
 #if CG_STATS_VERSION >= 2
@@ -91,14 +90,22 @@ static void read_slots(const struct cg_stats *m, void *arg)
 #endif
       unsigned char raw[sizeof v->peer];
       for (size_t k = 0; k < sizeof raw; k++) raw[k] = (unsigned char)v->peer[k];
-      uint32_t nf = v->nframes;
-      l.nframes = nf > CG_STATS_STACK ? CG_STATS_STACK : (int)nf;
-      for (int k = 0; k < l.nframes; k++) l.pcs[k] = v->pcs[k];
+      uint32_t stack = v->stack;
       atomic_thread_fence(memory_order_acquire);
       if (atomic_load_explicit(&sl->seq, memory_order_relaxed) != s1) continue;
       peer_text(raw, sizeof raw, l.peer, sizeof l.peer);
       /* A free slot (ino 0), one being claimed (all ones), or a closed socket (fd -1). */
       if (l.fd < 0 || l.ino == 0 || l.ino == UINT64_MAX) break;
+      /* Written before the slot that names it and never rewritten: the consistent slot copy
+       * above is all the synchronisation it needs. */
+      if (stack == CG_LEAK_STACK_FULL) {
+        l.stack_full = 1;
+      } else if (stack >= 1 && stack <= CG_STATS_STACKS) {
+        const volatile struct cg_leak_stack *st = &m->stacks[stack - 1];
+        uint32_t nf = st->nframes;
+        l.nframes = nf > CG_STATS_STACK ? CG_STATS_STACK : (int)nf;
+        for (int k = 0; k < l.nframes; k++) l.pcs[k] = st->pcs[k];
+      }
       c->v[c->n++] = l;
       break;
     }
@@ -342,6 +349,10 @@ int leaks_count(struct seg *s, int64_t age_ns)
 
 static void print_stack(const struct leak *l, const struct maps *mp, int resolve)
 {
+  if (l->stack_full) {
+    printf("    (not published: the segment's table of %d stacks is full; the exit report has it)\n", CG_STATS_STACKS);
+    return;
+  }
   if (!l->nframes) { printf("    (no creation stack: CONNGUARD_STACK_DEPTH=0?)\n"); return; }
   for (int i = 0; i < l->nframes; i++) {
     const char *mod;

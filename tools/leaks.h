@@ -22,6 +22,7 @@ struct leak {
   const char *cw_unknown;   /* cw_exact 0: why sock_diag could not tell (static text) */
   char why[512];            /* "CLOSE_WAIT for 31.2s (longer than 30s): ...", "open longer ..."; "" none */
   int nframes;
+  int stack_full;           /* the shim had a stack, but no room left in the segment for it */
   uint64_t pcs[CG_STATS_STACK];
 };
 

@@ -159,6 +159,9 @@ static void take_snap(const struct cg_stats *m, void *arg)
 #if CG_STATS_VERSION >= 2
   o->leak_unpublished = LD(leak_unpublished);
 #endif
+  o->leak_stacks = LD(leak_stacks_used);
+  if (o->leak_stacks > CG_STATS_STACKS) o->leak_stacks = CG_STATS_STACKS;
+  o->leak_stacks_full = LD(leak_stacks_full);
   o->tls_handshakes = LD(tls_handshakes);
   o->tls_failures = LD(tls_failures);
   o->tls_retries = LD(tls_retries);

@@ -19,6 +19,8 @@ struct cg_snap {
   int64_t open_sockets;
   uint64_t sockets_created, leak_candidates, leaks_reported;
   uint64_t leak_unpublished;   /* tracked sockets left out of leaks[] (table full); 0 before layout 2 */
+  uint64_t leak_stacks;        /* distinct creation stacks in stacks[] (at most CG_STATS_STACKS) */
+  uint64_t leak_stacks_full;   /* slots published without their stack: stacks[] was full */
   uint64_t tls_handshakes, tls_failures, tls_retries;
   uint64_t tls_hs_bucket[CG_TLS_BUCKETS];   /* per bucket, as the shim counts them */
   uint64_t tls_hs_sum_us, tls_hs_count;

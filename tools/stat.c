@@ -62,6 +62,9 @@ static void print_human(const struct seg *g, int leaks)
   if (s->leak_unpublished)
     printf("  sockets unpublished  %llu (the leaks table was full: 'connguard leaks' misses them)\n",
            (unsigned long long)s->leak_unpublished);
+  if (s->leak_stacks_full)
+    printf("  stacks unpublished   %llu sockets (the stacks table was full: 'connguard leaks' shows them without)\n",
+           (unsigned long long)s->leak_stacks_full);
   printf("  leaks at exit        %llu\n", (unsigned long long)s->leaks_reported);
   printf("  TLS handshakes       %llu\n", (unsigned long long)s->tls_handshakes);
   printf("  TLS failures         %llu\n", (unsigned long long)s->tls_failures);
@@ -93,7 +96,8 @@ static void print_json(const struct seg *g, int leaks)
          (unsigned long long)s->retries, (unsigned long long)s->recoveries, (unsigned long long)s->give_ups,
          (unsigned long long)s->backoff_wait_ns);
   printf(",\"open_sockets\":%lld,\"sockets_created\":%llu", (long long)s->open_sockets, (unsigned long long)s->sockets_created);
-  printf(",\"tracked_sockets\":%llu", (unsigned long long)s->leak_candidates);
+  printf(",\"tracked_sockets\":%llu,\"leak_stacks\":%llu,\"leak_stacks_full\":%llu", (unsigned long long)s->leak_candidates,
+         (unsigned long long)s->leak_stacks, (unsigned long long)s->leak_stacks_full);
   if (leaks >= 0) printf(",\"leak_candidates\":%d", leaks);
   else printf(",\"leak_candidates\":null");
   printf(",\"leaks_reported\":%llu,\"tls_handshakes\":%llu,\"tls_failures\":%llu,\"tls_retries\":%llu",

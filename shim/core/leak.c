@@ -84,6 +84,40 @@ static void slot_peer(struct cg_leak_slot *s, const struct sockaddr *sa, socklen
   s->peerlen = len;
 }
 
+/* Where each interned stack (by stacktab id) sits in this segment's stacks[]: generation of the
+ * segment << 32 | index + 1. Process-private; an entry of another generation (the parent's
+ * segment, inherited across fork) is as good as none, so nothing needs clearing. */
+static _Atomic uint64_t seg_stack_of[CG_ST_MAX + 1];
+
+/* The slot's stack field for the stack pcs[0..n) interned as id: written into stacks[] the first
+ * time this segment needs it, shared afterwards. No lock, no syscall: a lookup, and once per
+ * distinct stack one fetch-add and a copy. */
+static uint32_t seg_stack(uint32_t id, const uintptr_t *pcs, int n)
+{
+  if (!id || id > CG_ST_MAX || n <= 0) return 0;
+  uint64_t gen = atomic_load_explicit(&cg_stats_gen, memory_order_relaxed);
+  uint64_t v = atomic_load_explicit(&seg_stack_of[id], memory_order_acquire);
+  if (v >> 32 == gen && (uint32_t)v) return (uint32_t)v;
+  if (atomic_load_explicit(&cg_stats->leak_stacks_used, memory_order_relaxed) >= CG_STATS_STACKS) goto full;
+  uint64_t k = atomic_fetch_add_explicit(&cg_stats->leak_stacks_used, 1, memory_order_relaxed);
+  if (k >= CG_STATS_STACKS) goto full;
+  struct cg_leak_stack *st = &cg_stats->stacks[k];
+  if (n > CG_STATS_STACK) n = CG_STATS_STACK;
+  for (int f = 0; f < n; f++) st->pcs[f] = pcs[f];
+  st->nframes = (uint32_t)n;
+  /* Release: a thread that finds the index here publishes slots naming the entry, and the
+   * tool must see the entry filled through them. */
+  uint64_t mine = gen << 32 | (k + 1);
+  if (!atomic_compare_exchange_strong_explicit(&seg_stack_of[id], &v, mine, memory_order_acq_rel,
+                                               memory_order_acquire) &&
+      v >> 32 == gen && (uint32_t)v)
+    return (uint32_t)v;   /* another thread stored the same stack first: ours stays unused */
+  return (uint32_t)(k + 1);
+full:
+  CG_STAT_ADD(leak_stacks_full, 1);
+  return CG_LEAK_STACK_FULL;
+}
+
 static void slot_publish(struct cg_fd *e, int fd, unsigned via, const uintptr_t *pcs, int n,
                          const struct sockaddr *peer, socklen_t plen)
 {
@@ -94,18 +128,15 @@ static void slot_publish(struct cg_fd *e, int fd, unsigned via, const uintptr_t 
     CG_STAT_ADD(leak_unpublished, 1);
     return;
   }
+  uint32_t stack = seg_stack(e->stack_id, pcs, n);
   struct cg_leak_slot *s = &cg_stats->leaks[i];
   slot_write_begin(s);
   s->fd = fd;
-  s->state = 0;
   s->kind = e->kind;
   s->created_ns = e->created_ns;
-  s->since_ns = 0;
   s->via = via;
   slot_peer(s, peer, plen);
-  if (n > CG_STATS_STACK) n = CG_STATS_STACK;
-  for (int k = 0; k < n; k++) s->pcs[k] = pcs[k];
-  s->nframes = (uint32_t)n;
+  s->stack = stack;
   atomic_store_explicit(&s->ino, (uint64_t)e->ino ? (uint64_t)e->ino : 1, memory_order_release);
   slot_write_end(s);
   atomic_store_explicit(&e->slot, (unsigned)i + 1, memory_order_release);

@@ -10,11 +10,13 @@
 
 static struct cg_stats private_stats;
 struct cg_stats *cg_stats = &private_stats;
+atomic_uint cg_stats_gen;
 static pid_t published_pid;
 static uint32_t leak_mode_v, leak_age_v;
 
-/* Everything before leaks[]: the slots are only ever written in a published segment, so copies
- * and resets leave them alone (touching them would cost each process a megabyte of shm). */
+/* Everything before leaks[]: the slots and stacks are only ever written in a published segment,
+ * so copies and resets leave them alone (touching them would cost each process a megabyte of
+ * shm). */
 #define CG_STATS_HEAD offsetof(struct cg_stats, leaks)
 
 void cg_stats_set_leak(uint32_t mode, uint32_t age_ms)
@@ -78,6 +80,7 @@ void cg_stats_publish(void)
   atomic_thread_fence(memory_order_release);
   s->magic = CG_STATS_MAGIC;
   cg_stats = s;
+  atomic_fetch_add_explicit(&cg_stats_gen, 1, memory_order_relaxed);
   memcpy(published_path, path, sizeof published_path);
   published_pid = pid;
   cg_stats_pending = 0;
@@ -109,4 +112,6 @@ void cg_stats_after_fork(void)
   }
   private_stats.leak_mode = leak_mode_v;
   private_stats.leak_age_ms = leak_age_v;
+  /* The parent's stacks[] indices are no use in the child's own segment. */
+  atomic_fetch_add_explicit(&cg_stats_gen, 1, memory_order_relaxed);
 }

@@ -9,11 +9,14 @@
 #include <sys/types.h>
 
 #define CG_STATS_MAGIC   0x54534743u   /* "CGST" little-endian */
-#define CG_STATS_VERSION 2             /* 2: leak slots published (leak_mode, via, ino atomic) */
+#define CG_STATS_VERSION 3             /* 2: leak slots published (leak_mode, via, ino atomic);
+                                          3: slots name a shared stack in stacks[] */
 #define CG_STATS_ERRNOS  136           /* per-errno slots: errno < 136 */
 #define CG_TLS_BUCKETS   12            /* handshake seconds histogram */
 #define CG_LEAK_SLOTS    4096          /* published tracked sockets (see struct cg_leak_slot) */
-#define CG_STATS_STACK   16
+#define CG_STATS_STACK   16            /* frames per published stack */
+#define CG_STATS_STACKS  4096          /* distinct creation stacks published per process */
+#define CG_LEAK_STACK_FULL 0xffffffffu /* cg_leak_slot.stack: not published, stacks[] was full */
 
 /* Upper bounds of the TLS handshake histogram buckets, in microseconds (last is +Inf). */
 #define CG_TLS_BUCKET_BOUNDS_US { 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, \
@@ -32,7 +35,14 @@
  * retry (bounded: give up on a slot after a few tries, it is being rewritten). A copied slot is
  * live iff ino != 0 and ino != UINT64_MAX. Free slots are reused lowest index first, but live
  * ones may be scattered: scan all CG_LEAK_SLOTS. The shim fills no slot when leak_mode is 0 or
- * CONNGUARD_STATS=0 (then no segment exists at all). */
+ * CONNGUARD_STATS=0 (then no segment exists at all).
+ *
+ * Creation stacks are shared: a slot names its stack by index in stacks[] (1-based), so a
+ * thousand sockets from one call site store one stack. A stack is written once, before the
+ * first slot that names it is published, and never changes or goes away while the segment
+ * exists: read stacks[stack - 1] after a consistent slot copy, no lock needed. stack 0: no
+ * stack (CONNGUARD_STACK_DEPTH=0, or the process's own table of stacks is full);
+ * CG_LEAK_STACK_FULL: stacks[] was full (leak_stacks_full counts those slots). */
 struct cg_leak_slot {
   atomic_uint seq;                   /* odd while being written (seqlock) */
   int32_t fd;                        /* meaningful only while live */
@@ -41,15 +51,18 @@ struct cg_leak_slot {
   int64_t created_ns;                /* CLOCK_REALTIME when the program obtained the fd */
   _Atomic uint64_t ino;              /* socket inode (/proc/PID/fd -> "socket:[ino]"); 0 free,
                                         UINT64_MAX being claimed */
-  uint32_t nframes;                  /* creation stack: innermost first */
+  uint32_t stack;                    /* creation stack: 1-based index into stacks[], see above */
   uint32_t peerlen;                  /* bytes of peer in use, 0 unknown */
-  uint64_t pcs[CG_STATS_STACK];      /* raw return addresses; map with /proc/PID/maps */
   unsigned char peer[112];           /* raw struct sockaddr (in, in6, un; a unix path may be cut)
                                         given to connect() or returned by accept(): where it was
                                         going even if refused; /proc/net has the live address */
-  uint32_t state;                    /* reserved, 0: the tool reads the state from /proc/net */
+};
+
+/* A creation stack, innermost frame first: raw return addresses, mapped with /proc/PID/maps. */
+struct cg_leak_stack {
+  uint32_t nframes;
   uint32_t pad;
-  int64_t since_ns;                  /* reserved, 0: when a candidate is the tool's judgement */
+  uint64_t pcs[CG_STATS_STACK];
 };
 
 struct cg_stats {
@@ -74,6 +87,9 @@ struct cg_stats {
   _Atomic uint64_t leak_candidates;       /* live slots in leaks[] (every tracked socket; the tool judges) */
   _Atomic uint64_t leaks_reported;        /* at exit */
   _Atomic uint64_t leak_unpublished;      /* tracked sockets left out of leaks[]: all slots were taken */
+  _Atomic uint64_t leak_stacks_used;      /* entries of stacks[] handed out (may pass CG_STATS_STACKS
+                                             by a few when it fills up: read the minimum) */
+  _Atomic uint64_t leak_stacks_full;      /* slots published without their stack: stacks[] was full */
   _Atomic uint64_t tls_handshakes;
   _Atomic uint64_t tls_failures;
   _Atomic uint64_t tls_retries;
@@ -81,6 +97,7 @@ struct cg_stats {
   _Atomic uint64_t tls_hs_sum_us;
   _Atomic uint64_t tls_hs_count;
   struct cg_leak_slot leaks[CG_LEAK_SLOTS];
+  struct cg_leak_stack stacks[CG_STATS_STACKS];   /* append-only; see struct cg_leak_slot */
 };
 
 /* Private until cg_stats_publish() maps the shared file; always valid to increment. */
@@ -88,6 +105,10 @@ extern struct cg_stats *cg_stats;
 void cg_stats_publish(void);     /* creates /dev/shm/connguard.<uid>.<pid> (lazily, once per process) */
 void cg_stats_unpublish(void);   /* at exit */
 void cg_stats_after_fork(void);  /* child: fresh counters; its own file on first use */
+/* Changes whenever cg_stats starts pointing at another segment (published, or a fork child's
+ * fresh counters): what leak.c remembers about where its stacks are in stacks[] holds for one
+ * generation only. */
+extern atomic_uint cg_stats_gen;
 /* Set in a forked child until it publishes: hooks with socket activity call cg_stats_use(). */
 extern int cg_stats_pending;
 static inline void cg_stats_use(void) { if (__builtin_expect(cg_stats_pending, 0)) cg_stats_publish(); }

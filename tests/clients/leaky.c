@@ -92,20 +92,21 @@ static int publish_self(void)
   if (found == 2) return 0;
   for (int k = 0; k < 2; k++) {
     struct cg_leak_slot *sl = &s->leaks[CG_LEAK_SLOTS - 1 - k];
+    /* The stack first, then the slot that names it (from the end, away from the shim's). */
+    struct cg_leak_stack *stk = &s->stacks[CG_STATS_STACKS - 1 - k];
+    stk->nframes = 1;
+    stk->pcs[0] = made_at[k];
     atomic_fetch_add(&sl->seq, 1);
     sl->fd = fds[k];
-    sl->state = 0;
     sl->kind = SOCK_STREAM | AF_INET << 16;
     sl->created_ns = now_ns();
-    sl->since_ns = 0;
     /* The peer as a raw sockaddr_in, which the tool reads whether the layout's peer field is
      * text or raw bytes. */
     struct sockaddr_in pa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     pa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     memset(sl->peer, 0, sizeof sl->peer);
     memcpy(sl->peer, &pa, sizeof pa);
-    sl->nframes = 1;
-    sl->pcs[0] = made_at[k];
+    sl->stack = CG_STATS_STACKS - (uint32_t)k;
     sl->ino = (uint64_t)st[k].st_ino;
     atomic_fetch_add(&sl->seq, 1);
   }

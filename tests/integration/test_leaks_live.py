@@ -3,6 +3,8 @@ segment (/dev/shm/connguard.<uid>.<pid>); `connguard leaks PID` joins it with /p
 reads the segment with the layout the header defines (printed by build/clients/shm_layout)."""
 import json
 import os
+import re
+import select
 import socket
 import struct
 import subprocess
@@ -28,7 +30,8 @@ def read_segment(pid, L):
     u64 = lambda off: struct.unpack_from("<Q", data, off)[0]
     hdr = {"magic": u32(L["magic"]), "version": u32(L["version"]), "leak_mode": u32(L["leak_mode"]),
            "leak_age_ms": u32(L["leak_age_ms"]), "open_sockets": i64(L["open_sockets"]),
-           "leak_candidates": u64(L["leak_candidates"])}
+           "leak_candidates": u64(L["leak_candidates"]), "leak_stacks_used": u64(L["leak_stacks_used"]),
+           "leak_stacks_full": u64(L["leak_stacks_full"])}
     slots = []
     for i in range(L["slots"]):
         base = L["leaks"] + i * L["slot_size"]
@@ -36,13 +39,19 @@ def read_segment(pid, L):
         if ino == 0 or ino == 2 ** 64 - 1:
             continue
         check(seq % 2 == 0, "no writer is active while the program waits on stdin")
-        n = u32(base + L["s_nframes"])
+        stack = u32(base + L["s_stack"])
+        pcs = []
+        if 1 <= stack <= L["stacks_cap"]:
+            sbase = L["stacks"] + (stack - 1) * L["stack_size"]
+            n = u32(sbase + L["st_nframes"])
+            check(n <= L["stack"], "frame count within bounds", got=n)
+            pcs = [u64(sbase + L["st_pcs"] + 8 * k) for k in range(n)]
         slots.append({
             "index": i, "fd": struct.unpack_from("<i", data, base + L["s_fd"])[0], "ino": ino,
             "kind": u32(base + L["s_kind"]), "via": u32(base + L["s_via"]),
             "created_ns": i64(base + L["s_created_ns"]),
             "peer": sockaddr(data[base + L["s_peer"]:base + L["s_peer"] + u32(base + L["s_peerlen"])]),
-            "pcs": [u64(base + L["s_pcs"] + 8 * k) for k in range(n)],
+            "stack": stack, "pcs": pcs,
         })
     return hdr, slots
 
@@ -133,3 +142,74 @@ def test_live_publication():
     cglib.stop(srv)
     check(prog.returncode == 0 and err == b"", "the program closed everything: no report", got=err.decode())
     check(not os.path.exists("/dev/shm/connguard.%d.%d" % (os.getuid(), prog.pid)), "segment removed at exit")
+
+
+def _readline(p, timeout=20):
+    """One stdout line of p, waiting at most timeout seconds."""
+    r, _, _ = select.select([p.stdout], [], [], timeout)
+    check(r, "a line from pid %d within %ss" % (p.pid, timeout))
+    return p.stdout.readline().decode()
+
+
+def _fd_stacks(out):
+    """fd -> its entry in `connguard leaks --all` output."""
+    return {int(m.group(1)): m.group(0) for m in re.finditer(r"^(?:LEAK\?|ok   ) fd (\d+): .*?(?=^(?:LEAK\?|ok   ) fd |\Z)", out, re.M | re.S)}
+
+
+def test_identical_stacks_are_stored_once():
+    """Requirement: share identical stacks rather than copying them. 200 sockets from one call
+    site name one stack in the segment; a fork child publishes its own."""
+    L = layout()
+    prog = cglib.spawn([leaklib.client("leak_share"), "200", "3", "5"], preload=True,
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    words = _readline(prog).split()
+    check(words[0] == "ready" and words[1].startswith("child="), "ready line", got=words)
+    child = int(words[1][6:])
+    fds = [int(x) for x in words[2:]]
+    one, other = fds[:200], fds[200:]
+    try:
+        hdr, slots = read_segment(prog.pid, L)
+        check(len(slots) == 203 and hdr["leak_candidates"] == 203, "every socket published", got=hdr)
+        by_fd = {s["fd"]: s for s in slots}
+        check(sorted(by_fd) == sorted(fds), "slots are the program's fds", got=sorted(by_fd))
+        check(len({by_fd[f]["stack"] for f in one}) == 1 and len({by_fd[f]["stack"] for f in other}) == 1,
+              "one stored stack per call site", got=[(s["fd"], s["stack"]) for s in slots])
+        check(hdr["leak_stacks_used"] == 2 and hdr["leak_stacks_full"] == 0, "two stacks stored in all", got=hdr)
+        s1, s2 = by_fd[one[0]], by_fd[other[0]]
+        check(s1["stack"] != s2["stack"] and len(s1["pcs"]) >= 2 and s1["pcs"][1:] != s2["pcs"][1:],
+              "the two call sites differ", got=(s1, s2))
+        # What users see is unchanged: every socket with its own, right, creation stack.
+        r = cglib.run([cglib.TOOL, "leaks", "--all", "--age", "3600s", str(prog.pid)], preload=False, timeout=60)
+        check(r.returncode == 0, "leaks", got=r.err)
+        ent = _fd_stacks(r.out)
+        check(sorted(ent) == sorted(fds), "leaks lists every socket", got=r.out[:2000])
+        for f in one:
+            check(re.search(r"^    #\d+ 0x[0-9a-f]+ in make_one \S*leak_share\.c:\d+ ", ent[f], re.M), "make_one's stack", got=ent[f])
+        for f in other:
+            check(re.search(r"^    #\d+ 0x[0-9a-f]+ in make_other \S*leak_share\.c:\d+ ", ent[f], re.M), "make_other's stack", got=ent[f])
+        st = json.loads(cglib.run([cglib.TOOL, "stat", "--json", str(prog.pid)], preload=False).out)
+        check(st["leak_stacks"] == 2 and st["leak_stacks_full"] == 0, "stat --json", got=st)
+        # The child's own segment holds its own stack, the same frames as its parent's.
+        chdr, cslots = read_segment(child, L)
+        check(len(cslots) == 5 and len({s["stack"] for s in cslots}) == 1 and chdr["leak_stacks_used"] == 1,
+              "the child's 5 sockets share one stack of its own segment", got=(chdr, cslots))
+        # Its frame #0 is in make_one, #1 another call site in main than the parent's.
+        check(cslots[0]["pcs"][0] == s1["pcs"][0] and cslots[0]["pcs"][1] != s1["pcs"][1],
+              "the child's own stack", got=(cslots[0], s1))
+        r = cglib.run([cglib.TOOL, "leaks", "--all", "--age", "3600s", str(child)], preload=False, timeout=60)
+        ent = _fd_stacks(r.out)
+        check(len(ent) == 5 and all(re.search(r" in make_one \S*leak_share\.c:\d+ ", e) for e in ent.values()),
+              "the child's listing", got=r.out)
+    finally:
+        try:
+            os.kill(child, 15)
+        except ProcessLookupError:
+            pass
+        prog.stdin.write(b"exit\n")
+        prog.stdin.flush()
+    _, err = prog.communicate(timeout=30)
+    err = err.decode()
+    # The child leaves through exit() on SIGTERM with its 5 sockets open: its report, one group.
+    check(prog.returncode == 0 and all(l.startswith("==%d== " % child) for l in err.splitlines())
+          and re.search(r"^==%d== connguard leak .* sockets=5 " % child, err, re.M),
+          "the parent closed everything; the child reports its own", got=err)

@@ -2,6 +2,7 @@
  * suppressions and the live publication. Each test runs in its own process (CK_FORK). */
 #include <check.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 #include "engine.h"
 #include "leak.h"
+#include "stacktab.h"
 #include "stats.h"
 
 static char logpath[64];
@@ -253,6 +255,106 @@ START_TEST(published_and_unpublished)
 }
 END_TEST
 
+static struct cg_leak_slot *slot_of(int fd)
+{
+  unsigned v = atomic_load(&cg_fd_peek(fd)->slot);
+  ck_assert_uint_ne(v, 0);
+  return &cg_stats->leaks[v - 1];
+}
+
+/* The published stack is the one interned for the exit report, frame for frame. */
+static void assert_stack_of(int fd)
+{
+  const uintptr_t *pcs;
+  int n = cg_stacktab_get(cg_fd_peek(fd)->stack_id, &pcs);
+  uint32_t k = slot_of(fd)->stack;
+  ck_assert_int_gt(n, 0);
+  ck_assert(k >= 1 && k <= CG_STATS_STACKS);
+  const struct cg_leak_stack *st = &cg_stats->stacks[k - 1];
+  ck_assert_uint_eq(st->nframes, (unsigned)n);
+  for (int i = 0; i < n; i++) ck_assert_uint_eq(st->pcs[i], (uint64_t)pcs[i]);
+}
+
+/* Frames of the test program itself are the shim's own here (the core is linked in) and left
+ * out of stacks: a socket's stack is what lies outside, the same from any line of main's thread.
+ * A thread's stack differs (start_thread, clone3): that is "another call site". */
+static void *other_site(void *arg)
+{
+  *(int *)arg = tracked_socket(SOCK_STREAM);
+  return NULL;
+}
+
+static int from_other_site(void)
+{
+  pthread_t t;
+  int fd = -1;
+  ck_assert_int_eq(pthread_create(&t, NULL, other_site, &fd), 0);
+  pthread_join(t, NULL);
+  return fd;
+}
+
+START_TEST(identical_stacks_are_published_once)
+{
+  int fds[50];
+  for (int i = 0; i < 50; i++) fds[i] = tracked_socket(SOCK_DGRAM);
+  int other = from_other_site();
+  ck_assert_uint_eq(atomic_load(&cg_stats->leak_stacks_used), 2);
+  for (int i = 1; i < 50; i++) ck_assert_uint_eq(slot_of(fds[i])->stack, slot_of(fds[0])->stack);
+  ck_assert_uint_ne(slot_of(other)->stack, slot_of(fds[0])->stack);
+  assert_stack_of(fds[0]);
+  assert_stack_of(other);
+  /* Closing every socket of a stack leaves it stored for the next one from that site. */
+  uint32_t k = slot_of(fds[0])->stack;
+  for (int i = 0; i < 50; i++) cg_fd_forget(fds[i]);
+  int again = tracked_socket(SOCK_DGRAM);
+  ck_assert_uint_eq(slot_of(again)->stack, k);
+  ck_assert_uint_eq(atomic_load(&cg_stats->leak_stacks_used), 2);
+}
+END_TEST
+
+START_TEST(full_stack_table_publishes_without_stack)
+{
+  int a = tracked_socket(SOCK_DGRAM);
+  atomic_store(&cg_stats->leak_stacks_used, CG_STATS_STACKS);   /* as if 4096 sites came first */
+  int fresh = from_other_site();
+  ck_assert_uint_eq(slot_of(fresh)->stack, CG_LEAK_STACK_FULL);
+  ck_assert_uint_ne(atomic_load(&slot_of(fresh)->ino), 0);      /* published all the same */
+  ck_assert_uint_eq(atomic_load(&cg_stats->leak_stacks_full), 1);
+  ck_assert_uint_eq(atomic_load(&cg_stats->leak_stacks_used), CG_STATS_STACKS);
+  int b = tracked_socket(SOCK_DGRAM);
+  ck_assert_uint_eq(slot_of(b)->stack, slot_of(a)->stack);       /* a stored one is still shared */
+  assert_stack_of(b);
+  /* The exit report has every stack: it reads the process's own table. */
+  struct cg_leak_summary sum;
+  cg_leak_report(0, &sum);
+  ck_assert_uint_eq(sum.groups, 2);
+  ck_assert_int_eq(count_in_log("\"event\":\"leak\""), 2);
+  ck_assert_int_eq(count_in_log("\"stack\":[{"), 2);
+}
+END_TEST
+
+START_TEST(fork_child_publishes_its_own_stacks)
+{
+  int fd = tracked_socket(SOCK_DGRAM);
+  struct cg_leak_stack mine = cg_stats->stacks[slot_of(fd)->stack - 1];
+  pid_t pid = fork();   /* the shim's fork handlers run: fresh counters, its own segment */
+  if (pid == 0) {
+    int ok = 1, fds[2];
+    for (int i = 0; i < 2; i++) fds[i] = tracked_socket(SOCK_DGRAM);
+    ok &= cg_stats->pid == getpid();                             /* the child's own segment */
+    ok &= atomic_load(&cg_stats->leak_stacks_used) == 1;        /* written here, not assumed */
+    ok &= slot_of(fds[0])->stack == 1 && slot_of(fds[1])->stack == 1;
+    ok &= cg_stats->stacks[0].nframes == mine.nframes && !memcmp(cg_stats->stacks[0].pcs, mine.pcs, sizeof mine.pcs);
+    cg_stats_unpublish();
+    _exit(ok ? 0 : 1);
+  }
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  ck_assert_uint_eq(atomic_load(&cg_stats->leak_stacks_used), 1);
+}
+END_TEST
+
 int main(void)
 {
   Suite *su = suite_create("leak");
@@ -273,6 +375,9 @@ int main(void)
   TCase *ts = tcase_create("stats");
   tcase_add_checked_fixture(ts, setup_stats, teardown);
   tcase_add_test(ts, published_and_unpublished);
+  tcase_add_test(ts, identical_stacks_are_published_once);
+  tcase_add_test(ts, full_stack_table_publishes_without_stack);
+  tcase_add_test(ts, fork_child_publishes_its_own_stacks);
   suite_add_tcase(su, ts);
   SRunner *sr = srunner_create(su);
   srunner_run_all(sr, CK_NORMAL);
