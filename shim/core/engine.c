@@ -253,16 +253,28 @@ static int finish_interrupted(int fd, int64_t until)
   }
 }
 
-/* The errno a blocking connect would have ended with without us, when we give up and the last
- * attempt was one we cut short (its SYN unanswered, `cut`): the kernel would still have been
- * connecting, so the call would have ended by a signal (EINTR), by the program's own
- * SO_SNDTIMEO (EINPROGRESS; the kernel's SYN retries take over two minutes), or else by the
- * kernel's retries (ETIMEDOUT). Any other failure is the kernel's own errno already. */
-static int errno_without_us(int err, int cut, int64_t prog_ns, int interrupted)
+/* How a blocking connect ends when we give up and the last attempt was one we cut short (its SYN
+ * unanswered, `cut`; the socket is reset by now). Without us the kernel would still have been
+ * connecting, so the call would have ended by a signal (EINTR) or by the program's own
+ * SO_SNDTIMEO (EINPROGRESS; the kernel's SYN retries take over two minutes), with the connect
+ * going on in the background, or else by the kernel's retries (ETIMEDOUT, the socket free to
+ * connect again: what the reset left). EINTR and EINPROGRESS promise a connect in progress,
+ * which the program may poll for and then read SO_ERROR: so one is started, without waiting
+ * (a 1 us send timeout, the program's own put back), before they are returned. Any other
+ * failure is the kernel's own errno already. */
+static int give_up_errno(int fd, const struct sockaddr *a, socklen_t l, int err, int cut,
+                         const struct timeval *prog_tv, int interrupted)
 {
-  if (!cut || err != ETIMEDOUT) return err;
-  if (interrupted) return EINTR;
-  return prog_ns > 0 ? EINPROGRESS : ETIMEDOUT;
+  int prog_set = prog_tv->tv_sec > 0 || prog_tv->tv_usec > 0;
+  if (!cut || err != ETIMEDOUT || (!interrupted && !prog_set)) return err;
+  struct timeval now = { 0, 1 };
+  if (r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &now, sizeof now) != 0) return err;
+  r_connect(fd, a, l);   /* EINPROGRESS; or an answer at once, which the program reads as usual */
+  r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, prog_tv, sizeof *prog_tv);
+  /* A second connect() on it must meet the kernel's (EALREADY, then the result), not ours. */
+  struct cg_fd *e = cg_fd_get(fd, 1);
+  if (e) cg_fd_set_state(fd, e, CG_FD_BACKGROUND);
+  return interrupted ? EINTR : EINPROGRESS;
 }
 
 /* err: the first attempt's failure; cut: we ended that attempt at our bound (err ETIMEDOUT). */
@@ -304,7 +316,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     if (why) {
       log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, now - t0, why, pcs, npcs);
       CG_STAT_ADD(give_ups, 1);
-      errno = errno_without_us(err, cut, prog_ns, 0);
+      errno = give_up_errno(fd, a, l, err, cut, &prog_tv, 0);
       return -1;
     }
     log_failure(fd, a, l, err, e->attempt, ACT_RETRY, delay, now - t0, NULL, pcs, npcs);
@@ -312,7 +324,8 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     if (!backoff_sleep(now + (int64_t)delay * MS_NS)) {
       log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "interrupted", pcs, npcs);
       CG_STAT_ADD(give_ups, 1);
-      errno = errno_without_us(err, cut, prog_ns, 1);
+      /* The handler may have closed the fd (alarm-then-close): then no new attempt on it. */
+      errno = !FD_REPLACED() ? give_up_errno(fd, a, l, err, cut, &prog_tv, 1) : cut && err == ETIMEDOUT ? EINTR : err;
       return -1;
     }
     CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
@@ -692,6 +705,13 @@ static void warn_set_full(void)
 int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
 {
   struct cg_fd *e = cg_fd_peek(fd);
+  if (e && atomic_load_explicit(&e->state, memory_order_relaxed) == CG_FD_BACKGROUND) {
+    int r = r_connect(fd, a, l), err = errno;
+    if (r == 0 || err == EISCONN) cg_fd_set_state(fd, e, CG_FD_CONNECTED);
+    else if (err != EALREADY && err != EINPROGRESS && err != EINTR) cg_fd_set_state(fd, e, CG_FD_SOCKET);
+    errno = err;
+    return r;
+  }
   if (e && cg_state_active(atomic_load(&e->state)) && a && same_dst(e, a, l)) {
     /* A second connect() on a connect we track: hiredis's status check, or a retry loop. */
     cg_fd_lock(e);

@@ -18,6 +18,8 @@ enum cg_fd_state {
   CG_FD_FAILED,       /* we consumed an error the program has not read yet: pending_err */
   CG_FD_PASSED,       /* failed, error left in the kernel for the program: log when it reads it */
   CG_FD_CONNECTED,
+  CG_FD_BACKGROUND,   /* we gave up with EINPROGRESS/EINTR on a connect the kernel goes on with:
+                         the program's next connect() calls are its own, passed through */
 };
 
 #define CG_FD_CHUNK_BITS 10

@@ -42,9 +42,11 @@ struct copts {
   const char *host, *port;
   int timeout_ms, sndtimeo_ms, tick_ms, show_opts, read_line, edge, check_errno, bind_first, alarm_ms;
   int depth;   /* -d N: connect() from N nested calls (deep stacks) */
+  int then_ms; /* -w MS: after EINPROGRESS/EINTR, wait for the connect in progress (conn_blocking) */
+  int again;   /* -W: then connect() once more (conn_blocking) */
 };
 
-static struct copts O = { NULL, NULL, 30000, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+static struct copts O = { NULL, NULL, 30000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 static int bound_port = -1;
 
 static const char *ename(int e)
@@ -76,6 +78,8 @@ static __attribute__((unused)) void parse_args(int argc, char **argv)
     else if (!strcmp(a, "-b")) O.bind_first = 1;
     else if (!strcmp(a, "-a") && i + 1 < argc) O.alarm_ms = atoi(argv[++i]);
     else if (!strcmp(a, "-d") && i + 1 < argc) O.depth = atoi(argv[++i]);
+    else if (!strcmp(a, "-w") && i + 1 < argc) O.then_ms = atoi(argv[++i]);
+    else if (!strcmp(a, "-W")) O.again = 1;
     else usage(argv[0]);
   }
 }

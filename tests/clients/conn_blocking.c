@@ -16,5 +16,20 @@ int main(int argc, char **argv)
     if (O.check_errno) note_errno();
     finish(fd, 0, NULL);
   }
-  finish(fd, errno, "connect");
+  int err = errno;
+  if (O.then_ms > 0 && (err == EINPROGRESS || err == EINTR)) {
+    /* What the kernel promises with these: the connect goes on. A program may wait for it. */
+    struct pollfd p = { fd, POLLOUT, 0 };
+    int n = poll(&p, 1, O.then_ms);
+    int e = -1;
+    socklen_t l = sizeof e;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l);
+    printf("then poll=%d revents=%#x so_error=%s\n", n, n > 0 ? p.revents : 0, e ? ename(e) : "0");
+    if (O.again) {
+      /* A second connect() on a connect in progress: the kernel's EALREADY (after SO_SNDTIMEO). */
+      int r2 = connect(fd, (struct sockaddr *)&ss, len);
+      printf("again=%s\n", r2 == 0 ? "0" : ename(errno));
+    }
+  }
+  finish(fd, err, "connect");
 }
