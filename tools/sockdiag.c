@@ -62,8 +62,16 @@ static int dump(int nl, int family, struct cw_tab *t)
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return -errno;
     if (n == 0) return -EPROTO;
-    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type == NLMSG_DONE) return 0;
+    int left = (int)n;   /* signed: NLMSG_NEXT may take it below zero on a ragged tail */
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        /* An interrupted dump (the table changed under it) ends with an error here. */
+        if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
+          int err = *(const int *)NLMSG_DATA(h);
+          if (err < 0) return err;
+        }
+        return 0;
+      }
       if (h->nlmsg_type == NLMSG_ERROR) {
         const struct nlmsgerr *e = NLMSG_DATA(h);
         return h->nlmsg_len >= NLMSG_LENGTH(sizeof *e) && e->error ? e->error : -EPROTO;

@@ -452,8 +452,21 @@ static int on_failure(int fd, struct cg_fd *e, int err, int timed_out)
     move(fd, e, CG_FD_PASSED);
     return F_PASS;
   }
-  if (timed_out) { reset_socket(fd); err = ETIMEDOUT; }
-  else if (!err) err = so_error(fd);
+  if (timed_out) {
+    /* Our timer, not an event: the connect may have finished unseen (the program cleared
+     * O_NONBLOCK and wrote, waiting in the kernel): a live connection is never reset. */
+    int rev = r_poll1(fd, POLLOUT, 0);
+    if (rev > 0 && !(rev & (POLLERR | POLLHUP))) { mark_connected(fd, e); return F_PASS; }
+    if (rev > 0) {
+      timed_out = 0;                  /* it failed on its own: a failure like any other */
+      err = so_error(fd);
+    } else {
+      reset_socket(fd);
+      err = ETIMEDOUT;
+    }
+  } else if (!err) {
+    err = so_error(fd);
+  }
   if (!err) {                         /* nothing pending after all */
     mark_connected(fd, e);
     return F_PASS;

@@ -90,9 +90,13 @@ unsigned cg_fd_set_state(int fd, struct cg_fd *e, unsigned st)
 
 int cg_fd_begin(int fd, struct cg_fd *e, unsigned st)
 {
+  /* Already active (a connect() to another address after a failure we still hold): it is
+   * listed, so this cannot fail. Unless close() ends it meanwhile: then list it anew. */
+  unsigned cur = atomic_load_explicit(&e->state, memory_order_acquire);
+  if (cg_state_active(cur) && atomic_compare_exchange_strong(&e->state, &cur, st)) return 1;
   if (!cg_active_add(fd)) return 0;
   unsigned old = atomic_exchange_explicit(&e->state, st, memory_order_acq_rel);
-  if (cg_state_active(old)) cg_active_del(fd);   /* it was listed already: keep one slot */
+  if (cg_state_active(old)) cg_active_del(fd);   /* listed twice by a race: keep one slot */
   return 1;
 }
 

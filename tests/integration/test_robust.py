@@ -100,6 +100,21 @@ def test_more_connects_in_flight_than_the_engine_holds():
             check(len({r["fd"] for r in recs}) == 1024, "%s: 1024 distinct fds" % mode)
 
 
+def test_connect_finished_unseen_is_left_alone():
+    """A non-blocking connect the program completes without a hooked wait (it clears O_NONBLOCK
+    and writes), then a poll() on a pipe longer than the shim's attempt timeout: the shim finds
+    the connection established and leaves it alone. It used to reset it and connect again: the
+    listener got two connections, "hello" on one and "again" on the other, and the log a false
+    ETIMEDOUT."""
+    args = [client("rb_unseen"), "800"]
+    bare = cglib.run(args, preload=False)
+    check(bare.out.endswith('conn 1 read "helloagain"\nconnections=1\n'), "bare run", got=bare.out)
+    with LogDir() as lg:
+        p = cglib.run(args, env=lg.env(CONNGUARD_CONNECT_TIMEOUT_MS=300, CONNGUARD_LEAKS="off"))
+        check(p.out == bare.out, "the program saw something else under the shim", got=p.out + p.err)
+        check(lg.files() == [], "nothing failed", got=[open(f).read() for f in lg.files()])
+
+
 def test_many_threads_text_on_stderr_never_interleaved():
     """16 threads failing at once, text records to stderr: every line belongs to a whole
     record (header, hint, frames, in order)."""
