@@ -262,8 +262,8 @@ static int finish_interrupted(int fd, int64_t until)
  * which the program may poll for and then read SO_ERROR: so one is started, without waiting
  * (a 1 us send timeout, the program's own put back), before they are returned. Any other
  * failure is the kernel's own errno already. */
-static int give_up_errno(int fd, const struct sockaddr *a, socklen_t l, int err, int cut,
-                         const struct timeval *prog_tv, int interrupted)
+static int give_up_errno(int fd, struct cg_fd *slot, const struct sockaddr *a, socklen_t l, int err,
+                         int cut, const struct timeval *prog_tv, int interrupted)
 {
   int prog_set = prog_tv->tv_sec > 0 || prog_tv->tv_usec > 0;
   if (!cut || err != ETIMEDOUT || (!interrupted && !prog_set)) return err;
@@ -272,8 +272,7 @@ static int give_up_errno(int fd, const struct sockaddr *a, socklen_t l, int err,
   r_connect(fd, a, l);   /* EINPROGRESS; or an answer at once, which the program reads as usual */
   r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, prog_tv, sizeof *prog_tv);
   /* A second connect() on it must meet the kernel's (EALREADY, then the result), not ours. */
-  struct cg_fd *e = cg_fd_get(fd, 1);
-  if (e) cg_fd_set_state(fd, e, CG_FD_BACKGROUND);
+  if (slot) cg_fd_set_state(fd, slot, CG_FD_BACKGROUND);
   return interrupted ? EINTR : EINPROGRESS;
 }
 
@@ -316,7 +315,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     if (why) {
       log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, now - t0, why, pcs, npcs);
       CG_STAT_ADD(give_ups, 1);
-      errno = give_up_errno(fd, a, l, err, cut, &prog_tv, 0);
+      errno = give_up_errno(fd, slot, a, l, err, cut, &prog_tv, 0);
       return -1;
     }
     log_failure(fd, a, l, err, e->attempt, ACT_RETRY, delay, now - t0, NULL, pcs, npcs);
@@ -325,7 +324,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
       log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "interrupted", pcs, npcs);
       CG_STAT_ADD(give_ups, 1);
       /* The handler may have closed the fd (alarm-then-close): then no new attempt on it. */
-      errno = !FD_REPLACED() ? give_up_errno(fd, a, l, err, cut, &prog_tv, 1) : cut && err == ETIMEDOUT ? EINTR : err;
+      errno = !FD_REPLACED() ? give_up_errno(fd, slot, a, l, err, cut, &prog_tv, 1) : cut && err == ETIMEDOUT ? EINTR : err;
       return -1;
     }
     CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
@@ -702,14 +701,17 @@ static int finish_like_kernel(int fd, const struct timeval *prog_tv, int64_t t0)
   return -1;
 }
 
+#define CG_STR_(x) #x
+#define CG_STR(x) CG_STR_(x)
+
 /* Once per process: connects beyond the active set's room go their own way. */
 static void warn_set_full(void)
 {
   static atomic_int said;
   if (atomic_exchange(&said, 1)) return;
-  static const char msg[] = "connguard: warning: more than 1024 non-blocking connects in flight at "
-                            "once; the ones beyond are not retried (the program sees the kernel's "
-                            "results)\n";
+  static const char msg[] = "connguard: warning: more than " CG_STR(CG_ACTIVE_SLOTS) " non-blocking "
+                            "connects in flight at once; the ones beyond are not retried (the "
+                            "program sees the kernel's results)\n";
   cg_log_warning(msg, sizeof msg - 1);
 }
 
@@ -718,14 +720,15 @@ static void warn_set_full(void)
 int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
 {
   struct cg_fd *e = cg_fd_peek(fd);
-  if (e && atomic_load_explicit(&e->state, memory_order_relaxed) == CG_FD_BACKGROUND) {
+  unsigned st0 = e ? atomic_load(&e->state) : CG_FD_NONE;
+  if (st0 == CG_FD_BACKGROUND) {
     int r = r_connect(fd, a, l), err = errno;
     if (r == 0 || err == EISCONN) cg_fd_set_state(fd, e, CG_FD_CONNECTED);
     else if (err != EALREADY && err != EINPROGRESS && err != EINTR) cg_fd_set_state(fd, e, CG_FD_SOCKET);
     errno = err;
     return r;
   }
-  if (e && cg_state_active(atomic_load(&e->state)) && a && same_dst(e, a, l)) {
+  if (cg_state_active(st0) && a && same_dst(e, a, l)) {
     /* A second connect() on a connect we track: hiredis's status check, or a retry loop. */
     cg_fd_lock(e);
     unsigned st = atomic_load(&e->state);
