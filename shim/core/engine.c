@@ -269,8 +269,11 @@ static int give_up_errno(int fd, struct cg_fd *slot, const struct sockaddr *a, s
   if (!cut || err != ETIMEDOUT || (!interrupted && !prog_set)) return err;
   struct timeval now = { 0, 1 };
   if (r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &now, sizeof now) != 0) return err;
-  r_connect(fd, a, l);   /* EINPROGRESS; or an answer at once, which the program reads as usual */
+  int r = r_connect(fd, a, l), e2 = errno;
   r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, prog_tv, sizeof *prog_tv);
+  /* Refused (or any failure) at once: that answer was consumed by this call, so it is the one
+   * the program gets; "in progress" would leave it nothing to wait for. */
+  if (r < 0 && e2 != EINPROGRESS && e2 != EINTR && e2 != EALREADY) return e2;
   /* A second connect() on it must meet the kernel's (EALREADY, then the result), not ours. */
   if (slot) cg_fd_set_state(fd, slot, CG_FD_BACKGROUND);
   return interrupted ? EINTR : EINPROGRESS;
