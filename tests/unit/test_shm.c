@@ -1,0 +1,168 @@
+/* Safe shared-memory files (shim/core/shm.h): exclusive creation, squatted names refused and
+ * left alone, reservation before use, no descriptor left behind. The full-tmpfs cases need a
+ * mount of their own: tests/integration/test_hostile_trace.py. */
+#include "cgtest.h"
+#include "shm.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char path[128];
+
+static void setup(void)
+{
+  snprintf(path, sizeof path, "/dev/shm/cgtest-shm.%d", (int)getpid());
+  unlink(path);
+}
+static void teardown(void) { unlink(path); }
+
+static int nfds(void)
+{
+  DIR *d = opendir("/proc/self/fd");
+  int n = 0;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+START_TEST(create_is_private_reserved_and_leaves_no_fd)
+{
+  int st, err, before = nfds();
+  umask(0);   /* must not widen the mode */
+  char *m = cg_shm_create(path, 1 << 20, 8192, 0, &st, &err);
+  ck_assert_ptr_nonnull(m);
+  ck_assert_int_eq(st, CG_SHM_OK);
+  ck_assert_int_eq(nfds(), before);
+  struct stat s;
+  ck_assert_int_eq(lstat(path, &s), 0);
+  ck_assert(S_ISREG(s.st_mode));
+  ck_assert_int_eq(s.st_mode & 0777, 0600);
+  ck_assert_int_eq(s.st_uid, geteuid());
+  ck_assert_int_eq(s.st_size, 1 << 20);
+  ck_assert_int_eq(s.st_blocks * 512, 8192);   /* the head is reserved, the rest is not yet */
+  m[0] = 1;
+  m[8191] = 1;
+  ck_assert_int_eq(cg_shm_reserve(m + 100000, 10), 0);
+  ck_assert_int_eq(stat(path, &s), 0);
+  ck_assert_int_eq(s.st_blocks * 512, 8192 + 4096);
+  m[100005] = 1;
+  munmap(m, 1 << 20);
+}
+END_TEST
+
+START_TEST(leftover_of_ours_replaced_only_when_asked)
+{
+  int st, err;
+  int fd = open(path, O_CREAT | O_WRONLY, 0600);
+  ck_assert(write(fd, "old", 3) == 3);
+  close(fd);
+  ck_assert_ptr_null(cg_shm_create(path, 4096, 4096, 0, &st, &err));
+  ck_assert_int_eq(st, CG_SHM_SQUATTED);
+  char *m = cg_shm_create(path, 4096, 4096, CG_SHM_REPLACE, &st, &err);
+  ck_assert_ptr_nonnull(m);
+  ck_assert_int_eq(m[0], 0);
+  munmap(m, 4096);
+}
+END_TEST
+
+START_TEST(squatted_names_refused_and_left_alone)
+{
+  int st, err;
+  /* A symlink to a file we would otherwise write. */
+  char target[160];
+  snprintf(target, sizeof target, "%s.target", path);
+  int fd = open(target, O_CREAT | O_WRONLY, 0600);
+  close(fd);
+  ck_assert_int_eq(symlink(target, path), 0);
+  ck_assert_ptr_null(cg_shm_create(path, 4096, 4096, CG_SHM_REPLACE, &st, &err));
+  ck_assert_int_eq(st, CG_SHM_SQUATTED);
+  ck_assert_ptr_null(cg_shm_open_shared(path, 4096, &st, &err));
+  ck_assert_int_eq(st, CG_SHM_SQUATTED);
+  struct stat s;
+  ck_assert_int_eq(lstat(path, &s), 0);
+  ck_assert(S_ISLNK(s.st_mode));
+  ck_assert_int_eq(stat(target, &s), 0);
+  ck_assert_int_eq(s.st_size, 0);
+  unlink(path);
+  unlink(target);
+  /* A FIFO: opening it would block or fail; it is neither used nor removed. */
+  ck_assert_int_eq(mkfifo(path, 0600), 0);
+  ck_assert_ptr_null(cg_shm_create(path, 4096, 4096, CG_SHM_REPLACE, &st, &err));
+  ck_assert_int_eq(st, CG_SHM_SQUATTED);
+  ck_assert_ptr_null(cg_shm_open_shared(path, 4096, &st, &err));
+  ck_assert_int_eq(st, CG_SHM_SQUATTED);
+  ck_assert_int_eq(lstat(path, &s), 0);
+  ck_assert(S_ISFIFO(s.st_mode));
+  unlink(path);
+  /* A file of ours others may write to: not joined. */
+  fd = open(path, O_CREAT | O_RDWR, 0600);
+  ck_assert_int_eq(ftruncate(fd, 4096), 0);
+  fchmod(fd, 0666);
+  close(fd);
+  ck_assert_ptr_null(cg_shm_open_shared(path, 4096, &st, &err));
+  ck_assert_int_eq(st, CG_SHM_SQUATTED);
+}
+END_TEST
+
+START_TEST(shared_created_then_joined)
+{
+  int st, err, before = nfds();
+  char *a = cg_shm_open_shared(path, 3 * 4096, &st, &err);
+  ck_assert_ptr_nonnull(a);
+  char *b = cg_shm_open_shared(path, 3 * 4096, &st, &err);
+  ck_assert_ptr_nonnull(b);
+  ck_assert_int_eq(nfds(), before);
+  a[5000] = 42;
+  ck_assert_int_eq(b[5000], 42);
+  struct stat s;
+  ck_assert_int_eq(stat(path, &s), 0);
+  ck_assert_int_eq(s.st_blocks * 512, 3 * 4096);
+  ck_assert_int_eq(s.st_mode & 0777, 0600);
+  /* A different size (another layout): refused, not resized. */
+  ck_assert_ptr_null(cg_shm_open_shared(path, 4096, &st, &err));
+  ck_assert_int_eq(err, EINVAL);
+  munmap(a, 3 * 4096);
+  munmap(b, 3 * 4096);
+  /* No temporary name left behind. */
+  DIR *d = opendir("/dev/shm");
+  struct dirent *de;
+  char base[64];
+  snprintf(base, sizeof base, "cgtest-shm.%d.new", (int)getpid());
+  while ((de = readdir(d))) ck_assert(strncmp(de->d_name, base, strlen(base)) != 0);
+  closedir(d);
+}
+END_TEST
+
+START_TEST(file_size_limit_is_no_signal)
+{
+  /* SIGXFSZ's default action would kill the program. */
+  struct rlimit rl = { 4096, RLIM_INFINITY };
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+  int st, err;
+  ck_assert_ptr_null(cg_shm_create(path, 1 << 20, 1 << 20, 0, &st, &err));
+  ck_assert_int_eq(st, CG_SHM_NOSPACE);
+  ck_assert_int_eq(access(path, F_OK), -1);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+  Suite *s = suite_create("shm");
+  TCase *t = tcase_create("shm");
+  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_add_test(t, create_is_private_reserved_and_leaves_no_fd);
+  tcase_add_test(t, leftover_of_ours_replaced_only_when_asked);
+  tcase_add_test(t, squatted_names_refused_and_left_alone);
+  tcase_add_test(t, shared_created_then_joined);
+  tcase_add_test(t, file_size_limit_is_no_signal);
+  suite_add_tcase(s, t);
+  return s;
+}
+
+CG_TEST_MAIN(suite)
