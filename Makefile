@@ -62,18 +62,24 @@ $(BUILD)/clients/%: tests/clients/%.c $(HDRS) $(wildcard tests/clients/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -pthread -o $@ $< -ldl $$(case $* in tls*) pkg-config --libs openssl;; esac)
 
+# Ends with one line totalling unit and integration results (scripts/check_total.sh).
 check: all
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory unit integration
+	@scripts/check_total.sh $(BUILD)/check.log $(MAKE) -k --no-print-directory unit integration
 
+# A unit test binary that dies before Check's summary line gets a line of its own, so that
+# make check's total counts it.
 unit: $(UNIT_BIN)
-	@fail=0; for t in $(UNIT_BIN); do CK_FORK=yes $$t || fail=1; done; exit $$fail
+	@fail=0; for t in $(UNIT_BIN); do CK_FORK=yes $$t >$$t.out 2>&1; rc=$$?; cat $$t.out; \
+	  if [ $$rc != 0 ] && ! grep -q '^[0-9]*%: Checks: ' $$t.out; then \
+	    echo "unit: $$t exited with status $$rc before its summary"; fi; \
+	  rm -f $$t.out; [ $$rc = 0 ] || fail=1; done; exit $$fail
 
 integration: all $(CLIENT_BIN)
 	@BUILD=$(BUILD) $(PYTHON) tests/integration/run.py $(TESTS)
 
 demo: all
-	@scripts/deps.sh test
+	@scripts/deps.sh demo
 	@BUILD=$(BUILD) scripts/demo.sh
 
 bench: all
