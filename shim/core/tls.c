@@ -868,7 +868,7 @@ static void log_failed(struct hsctx *c, const struct diag *d, unsigned attempt, 
     if (d->cert_depth) cg_rec_int(&r, "cert_depth", d->cert_depth);
     cg_rec_detail(&r, "cert_subject", d->subject);
     cg_rec_detail(&r, "cert_issuer", d->issuer);
-    cg_rec_detail(&r, "cert_san", d->san);
+    if (d->san[0]) cg_rec_detail(&r, "cert_san", d->san);   /* no alternative names: no field */
     if (d->have_dates) {
       char t[48];
       struct cg_buf b;

@@ -19,7 +19,7 @@ def _check_cert_record(rec, cert, cause, verify_result, verify_error, call, what
         "sni": NAME, "call": call, "stage": "handshake", "cause": cause, "ssl_error": "SSL_ERROR_SSL",
         "error": "certificate verify failed", "verify_result": verify_result, "verify_error": verify_error,
         "attempt": 1, "action": "give_up", "reason": "not_retryable",
-        "cert_subject": info["subject"], "cert_issuer": info["issuer"], "cert_san": info["san"],
+        "cert_subject": info["subject"], "cert_issuer": info["issuer"], "cert_san": info.get("san"),
         "cert_not_before": info["not_before"], "cert_not_after": info["not_after"],
     }
     for k, v in want.items():
@@ -67,6 +67,20 @@ def test_python_wrong_host():
 
 def test_python_self_signed():
     _py_case("selfsigned", "self_signed", 18, "self-signed certificate", ["self-signed", "intercept", "Interceptor Inc"])
+
+
+def test_no_san_no_field():
+    """A certificate without subjectAltName: no cert_san field at all (JSON) and no empty
+    "cert_san:" line (text), rather than an empty value."""
+    check("san" not in tlsutil.cert_info("nosan"), "the test certificate has no SAN")
+    rec = _py_case("nosan", "self_signed", 18, "self-signed certificate", ["self-signed"])
+    check("cert_san" not in rec and rec.get("cert_subject"), "no cert_san in JSON", got=rec)
+    srv, port = tlsutil.s_server("nosan")
+    p = tlsutil.pyclient("wrap", port, env={"CONNGUARD_LOG_FORMAT": "text"})
+    recs = cglib.text_records(p.err, "tls_failed")
+    check(len(recs) == 1 and "cert_subject" in recs[0], "one text record", got=p.err)
+    check("cert_san" not in p.err, "no cert_san line in text", got=p.err)
+    cglib.stop(srv)
 
 
 def test_python_unknown_ca():

@@ -72,6 +72,10 @@ class Certs:
         _sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
              "-keyout", "selfsigned.key", "-out", "selfsigned.pem", "-days", "30",
              "-subj", "/O=Interceptor Inc/CN=" + NAME, "-addext", san], d)
+        # Self-signed, without subjectAltName (-addext none: openssl req adds no SAN by default).
+        _sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", "nosan.key", "-out", "nosan.pem", "-days", "30",
+             "-subj", "/O=Interceptor Inc/CN=" + NAME], d)
 
     def _leaf(self, name, ca, cn, san, start_days, end_days):
         d = self.dir
