@@ -157,7 +157,7 @@ def wait_listening(port, host="127.0.0.1", timeout=10):
 def late_server(port, delay, host="127.0.0.1", mode="http", count=1, extra=()):
     """A server process that starts listening after `delay` seconds (see servers.py)."""
     cmd = [PYTHON, SERVERS, mode, host, str(port), str(delay), str(count)] + list(extra)
-    return spawn(cmd)
+    return spawn(cmd, stdout=subprocess.DEVNULL)   # its "listening" line is not the test's output
 
 
 class FullBacklog:
