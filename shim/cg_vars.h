@@ -24,6 +24,9 @@
   X(SUPPRESSIONS,       STR,   "",        "file of leak:PATTERN lines matched against frame symbols and modules") \
   X(STATS,              BOOL,  "1",       "publish live counters in /dev/shm for `connguard stat/top/metrics`") \
   X(TLS,                BOOL,  "1",       "diagnose and retry TLS handshakes (OpenSSL)") \
+  X(COORDINATE,         ENUM,  "on",      "on | off: processes of one user share one retry schedule per failing destination (one probe attempts, the others wait for it)") \
+  X(COORD_DESTS,        COUNT, "256",     "destinations the shared retry table holds (16-4096; set by the process that creates it)") \
+  X(COORD_KEEP_MS,      MS,    "60000",   "how long the shared table remembers a destination that recovered") \
   X(WATCHDOG,           BOOL,  "1",       "bound blocking TCP connects with a helper thread (0 = temporary SO_SNDTIMEO: no thread, two system calls per connect)")
 
 #endif

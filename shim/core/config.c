@@ -170,6 +170,9 @@ void cg_config_defaults(struct cg_config *c)
   c->stats = 1;
   c->tls = 1;
   c->watchdog = 1;
+  c->coordinate = 1;
+  c->coord_dests = 256;
+  c->coord_keep_ms = 60000;
 }
 
 int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void *warn_arg)
@@ -257,6 +260,14 @@ int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void 
     warn_bad(&w, "TLS", v, "expected 0 or 1", USED_DEFAULT(TLS));
   if (GET(WATCHDOG) && cg_parse_bool(v, &c->watchdog))
     warn_bad(&w, "WATCHDOG", v, "expected 0 or 1", USED_DEFAULT(WATCHDOG));
+  if (GET(COORDINATE) && cg_parse_bool(v, &c->coordinate))
+    warn_bad(&w, "COORDINATE", v, "expected on or off", USED_DEFAULT(COORDINATE));
+  if (GET(COORD_DESTS) && (cg_parse_count(v, 4096, &c->coord_dests) || c->coord_dests < 16)) {
+    c->coord_dests = 256;
+    warn_bad(&w, "COORD_DESTS", v, "expected a count from 16 to 4096", USED_DEFAULT(COORD_DESTS));
+  }
+  if (GET(COORD_KEEP_MS) && cg_parse_ms(v, &c->coord_keep_ms))
+    warn_bad(&w, "COORD_KEEP_MS", v, "expected a duration (N, Nms or Ns)", USED_DEFAULT(COORD_KEEP_MS));
 #undef GET
 #undef USED_DEFAULT
   return w.count;

@@ -33,6 +33,8 @@ struct cg_config {
   int stats;
   int tls;
   int watchdog;
+  int coordinate;               /* CONNGUARD_COORDINATE */
+  unsigned coord_dests, coord_keep_ms;
 };
 
 typedef const char *(*cg_getenv_fn)(const char *name);

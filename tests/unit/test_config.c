@@ -58,6 +58,9 @@ static void assert_defaults_except(const char *except)
   D("RETRY_ON", cfg.retry_on == (CG_CLASS_REFUSED | CG_CLASS_TIMEOUT));
   D("ONLY", cfg.only.n == 0 && !cfg.only.has_unix);
   D("SKIP", cfg.skip.n == 0);
+  D("COORDINATE", cfg.coordinate == 1);
+  D("COORD_DESTS", cfg.coord_dests == 256);
+  D("COORD_KEEP_MS", cfg.coord_keep_ms == 60000);
   D("LOG", !strcmp(cfg.log, "stderr"));
   D("LOG_FORMAT", cfg.log_format == CG_LOG_TEXT);
   D("STACK_DEPTH", cfg.stack_depth == 16);
@@ -395,6 +398,36 @@ START_TEST(bools)
 }
 END_TEST
 
+START_TEST(coordination_settings)
+{
+  ck_assert_int_eq(load1("CONNGUARD_COORDINATE", "off"), 0);
+  ck_assert_int_eq(cfg.coordinate, 0);
+  assert_defaults_except("COORDINATE");
+  ck_assert_int_eq(load1("CONNGUARD_COORDINATE", "ON"), 0);
+  ck_assert_int_eq(cfg.coordinate, 1);
+  load1("CONNGUARD_COORDINATE", "sometimes");
+  assert_one_warning("COORDINATE", "sometimes", "on");
+  ck_assert_int_eq(cfg.coordinate, 1);
+  ck_assert_int_eq(load1("CONNGUARD_COORD_DESTS", "16"), 0);
+  ck_assert_uint_eq(cfg.coord_dests, 16);
+  ck_assert_int_eq(load1("CONNGUARD_COORD_DESTS", "4096"), 0);
+  ck_assert_uint_eq(cfg.coord_dests, 4096);
+  static const char *const bad[] = { "15", "0", "4097", "-1", "lots", "" };
+  for (int i = 0; i < 6; i++) {
+    load1("CONNGUARD_COORD_DESTS", bad[i]);
+    assert_one_warning("COORD_DESTS", bad[i], "256");
+    assert_defaults_except(NULL);
+  }
+  ck_assert_int_eq(load1("CONNGUARD_COORD_KEEP_MS", "5s"), 0);
+  ck_assert_uint_eq(cfg.coord_keep_ms, 5000);
+  ck_assert_int_eq(load1("CONNGUARD_COORD_KEEP_MS", "0"), 0);
+  ck_assert_uint_eq(cfg.coord_keep_ms, 0);
+  load1("CONNGUARD_COORD_KEEP_MS", "a minute");
+  assert_one_warning("COORD_KEEP_MS", "a minute", "60000");
+  assert_defaults_except(NULL);
+}
+END_TEST
+
 START_TEST(disable_ignores_everything_else)
 {
   env_clear();
@@ -437,7 +470,7 @@ START_TEST(megabyte_values)
     { "ONLY", "no restriction" }, { "SKIP", "nothing skipped" }, { "LOG", "stderr" },
     { "LOG_FORMAT", "text" }, { "STACK_DEPTH", "16" }, { "LEAKS", "exit" }, { "LEAK_EXITCODE", "0" },
     { "LEAK_AGE_MS", "30000" }, { "SUPPRESSIONS", "none" }, { "STATS", "1" }, { "TLS", "1" },
-    { "DISABLE", "0" },
+    { "DISABLE", "0" }, { "COORDINATE", "on" }, { "COORD_DESTS", "256" }, { "COORD_KEEP_MS", "60000" },
   };
   for (size_t v = 0; v < sizeof vars / sizeof vars[0]; v++) {
     char name[64];
@@ -495,6 +528,7 @@ static Suite *suite(void)
   tcase_add_test(t, empty_pattern_lists_are_the_default);
   tcase_add_test(t, log_and_format);
   tcase_add_test(t, bools);
+  tcase_add_test(t, coordination_settings);
   tcase_add_test(t, disable_ignores_everything_else);
   tcase_add_test(t, several_bad_values_one_line_each);
   tcase_add_test(t, megabyte_values);
