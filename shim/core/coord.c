@@ -4,6 +4,7 @@
 #include "fmt.h"
 #include "log.h"
 #include "policy.h"
+#include "shm.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -92,14 +93,6 @@ static void table_unlock(struct cg_coord_table *t) { atomic_store(&t->lock, 0); 
 
 static size_t size_for(unsigned n) { return sizeof(struct cg_coord_table) + (size_t)n * sizeof(struct cg_coord_dst); }
 
-static int checked(int fd, struct stat *st)
-{
-  /* Ours, a regular file, owner-only, one name: anything else (planted by another user in the
-   * world-writable /dev/shm) is neither read nor written. */
-  return fstat(fd, st) == 0 && S_ISREG(st->st_mode) && st->st_uid == geteuid() &&
-         (st->st_mode & 077) == 0 && st->st_nlink == 1;
-}
-
 static int register_user(struct cg_coord_table *t)
 {
   pid_t pid = getpid();
@@ -121,73 +114,50 @@ static int register_user(struct cg_coord_table *t)
   return 1;
 }
 
+static int plausible_size(off_t sz)
+{
+  return sz >= (off_t)size_for(16) && sz <= (off_t)size_for(4096) &&
+         (sz - (off_t)sizeof(struct cg_coord_table)) % (off_t)sizeof(struct cg_coord_dst) == 0;
+}
+
 static struct cg_coord_table *map_table(void)
 {
   const char *path = cg_coord_path();
-  unsigned want = cfg.coord_dests ? cfg.coord_dests : 256;
-  for (int tries = 0; tries < 8; tries++) {
-    int created = 0;
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == ENOENT) {
-      fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-      if (fd < 0 && errno == EEXIST) continue;
-      created = fd >= 0;
-    }
-    if (fd < 0) { warn_once("cannot open"); return NULL; }
-    struct stat st;
-    if (!checked(fd, &st)) { syscall(SYS_close, fd); warn_once("refusing (not an owner-only file of ours)"); return NULL; }
-    size_t size;
-    if (created) {
-      size = size_for(want);
-      /* Reserved now: a full /dev/shm is an error here, not a SIGBUS on a later store. */
-      int e = posix_fallocate(fd, 0, (off_t)size);
-      if (e) {
-        unlink(path);
-        syscall(SYS_close, fd);
-        warn_once(e == ENOSPC ? "no room in /dev/shm for" : "cannot size");
-        return NULL;
-      }
-    } else {
-      /* Another process is creating it: its header (magic last) follows within moments. */
-      int64_t until = cg_mono_ns() + 200 * MS_NS;
-      while (st.st_size < (off_t)sizeof(struct cg_coord_table) && cg_mono_ns() < until) {
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
-        if (fstat(fd, &st) != 0) break;
-      }
-      if (st.st_size < (off_t)size_for(16) || st.st_size > (off_t)size_for(65536)) {
-        /* Its creator died before sizing it: remove that one file (same inode) and retry. */
-        struct stat now;
-        if (stat(path, &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev) unlink(path);
-        syscall(SYS_close, fd);
+  size_t size = size_for(cfg.coord_dests >= 16 ? cfg.coord_dests : 256);
+  for (int tries = 0; tries < 6; tries++) {
+    int status, err;
+    /* Created complete (every byte reserved: no SIGBUS on a full /dev/shm), owner-only, never
+     * through a planted link or another user's file: shm.c. */
+    void *m = cg_shm_open_shared(path, size, &status, &err);
+    if (!m && status == CG_SHM_ERROR && err == EINVAL) {
+      /* Made by a process with another CONNGUARD_COORD_DESTS: its size is the table's. */
+      struct stat st;
+      if (stat(path, &st) == 0 && plausible_size(st.st_size) && (size_t)st.st_size != size) {
+        size = (size_t)st.st_size;
         continue;
       }
-      size = (size_t)st.st_size;
     }
-    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    syscall(SYS_close, fd);
-    if (m == MAP_FAILED) { if (created) unlink(path); warn_once("cannot map"); return NULL; }
+    if (!m) {
+      warn_once(status == CG_SHM_NOSPACE ? "no room in /dev/shm for" :
+                status == CG_SHM_SQUATTED ? "refusing (not an owner-only file of ours)" : "cannot map");
+      return NULL;
+    }
     struct cg_coord_table *t = m;
-    if (created) {
+    if (__atomic_load_n(&t->magic, __ATOMIC_ACQUIRE) != CG_COORD_MAGIC) {
+      /* A new file (zero-filled). Every field follows from its size, so whoever maps it first
+       * writes the same header: no creator whose death could leave it half made. */
       t->version = CG_COORD_VERSION;
       t->size = (uint32_t)size;
-      t->nslots = want;
+      t->nslots = (uint32_t)((size - sizeof(struct cg_coord_table)) / sizeof(struct cg_coord_dst));
       t->uid = geteuid();
-      t->created_rt_ns = cg_realtime_ns();
-      atomic_thread_fence(memory_order_release);
+      int64_t z = 0;
+      __atomic_compare_exchange_n(&t->created_rt_ns, &z, cg_realtime_ns(), 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
       __atomic_store_n(&t->magic, CG_COORD_MAGIC, __ATOMIC_RELEASE);
-    } else {
-      int64_t until = cg_mono_ns() + 200 * MS_NS;
-      while (__atomic_load_n(&t->magic, __ATOMIC_ACQUIRE) != CG_COORD_MAGIC && cg_mono_ns() < until) {
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
-      }
-      if (t->magic != CG_COORD_MAGIC || t->version != CG_COORD_VERSION || t->size != size ||
-          size_for(t->nslots) != size) {
-        munmap(m, size);
-        warn_once("unknown layout in");
-        return NULL;
-      }
+    }
+    if (t->version != CG_COORD_VERSION || t->size != size || size_for(t->nslots) != size) {
+      munmap(m, size);
+      warn_once("unknown layout in");
+      return NULL;
     }
     int r = register_user(t);
     if (r < 0) { munmap(m, size); continue; }   /* removed by its last user meanwhile: a new one */

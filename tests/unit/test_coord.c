@@ -363,6 +363,28 @@ START_TEST(table_is_bounded_and_forgets_recovered_destinations)
 }
 END_TEST
 
+START_TEST(a_joiner_with_another_size_uses_the_tables)
+{
+  setup_with(32, 60000);
+  struct sockaddr_in a = dst(8);
+  struct cg_coord_ticket t = { 0 }, u = { 0 };
+  cg_coord_failed(&t, SA(a), 1, 1000);
+  ck_assert_ptr_nonnull(t.d);
+  /* Another process, CONNGUARD_COORD_DESTS=64: it joins the 32-slot table, same entry. */
+  cfg.coord_dests = 64;
+  cg_coord_configure(&cfg);
+  cg_coord_set_path(path);
+  cg_coord_failed(&u, SA(a), 1, 1000);
+  ck_assert_ptr_nonnull(u.d);
+  ck_assert_uint_eq(cg_coord_table()->nslots, 32);
+  ck_assert_uint_eq(atomic_load(&u.d->failures), 2);
+  cg_coord_leave(&t);
+  cg_coord_leave(&u);
+  cg_coord_at_exit();
+  unlink(logpath);
+}
+END_TEST
+
 START_TEST(a_file_not_ours_is_refused)
 {
   setup();
@@ -430,6 +452,7 @@ static Suite *suite(void)
   tcase_add_test(t, own_limit_and_signals_end_the_wait);
   tcase_add_test(t, fork_child_holds_no_probe_role);
   tcase_add_test(t, table_is_bounded_and_forgets_recovered_destinations);
+  tcase_add_test(t, a_joiner_with_another_size_uses_the_tables);
   tcase_add_test(t, a_file_not_ours_is_refused);
   tcase_add_test(t, keys_fold_v4_mapped_addresses);
   tcase_add_test(t, off_means_no_table);
