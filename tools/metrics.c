@@ -2,6 +2,7 @@
  * one HELP and TYPE line per family, then a sample per process labelled pid and exe. Without
  * PIDs: every live process of the calling user (for a node_exporter textfile collector). */
 #include "cg_tool.h"
+#include "dsts.h"
 #include "leaks.h"
 #include "seg.h"
 #include <getopt.h>
@@ -142,6 +143,50 @@ static void emit(const struct proc *ps, int n)
 #undef F
 }
 
+/* Per-destination series from the shared retry table: the METRICS_DSTS destinations with the
+ * most failures (open ones first) get their own dst label; the rest are summed into one
+ * dst="other" series, so a scrape never has more than METRICS_DSTS + 1 label values. */
+#define METRICS_DSTS 20
+
+static void dst_family(const struct dst_row *r, int n, const char *name, const char *type, const char *help,
+                       uint64_t (*get)(const struct dst_row *))
+{
+  family(name, type, help);
+  uint64_t rest = 0;
+  for (int i = 0; i < n; i++) {
+    if (i >= METRICS_DSTS) { rest += get(&r[i]); continue; }
+    printf("%s{dst=\"", name);
+    put_label_value(r[i].name);
+    printf("\"} %llu\n", U(get(&r[i])));
+  }
+  if (n > METRICS_DSTS) printf("%s{dst=\"other\"} %llu\n", name, U(rest));
+}
+
+static uint64_t g_state(const struct dst_row *r) { return (uint64_t)r->open; }
+static uint64_t g_attempts(const struct dst_row *r) { return r->attempts; }
+static uint64_t g_failures(const struct dst_row *r) { return r->failures; }
+static uint64_t g_probes(const struct dst_row *r) { return r->probes; }
+static uint64_t g_waits(const struct dst_row *r) { return r->waits; }
+static uint64_t g_waiters(const struct dst_row *r) { return r->waiting; }
+
+static void emit_dsts(void)
+{
+  struct dst_row *r;
+  char msg[256];
+  int n = dsts_read(&r, msg, sizeof msg);
+  if (n < 0) { warnf("%s", msg); return; }
+  if (n == 0) { free(r); return; }
+  dst_family(r, n, "connguard_destination_open", "gauge",
+             "1 while the destination's breaker is open (its probes keep failing), 0 once closed; dst=\"other\": how many of the rest are open.", g_state);
+  dst_family(r, n, "connguard_destination_attempts_total", "counter",
+             "Real connect attempts to the destination by connects in a coordinated retry, all processes of the user.", g_attempts);
+  dst_family(r, n, "connguard_destination_failures_total", "counter", "Of those, the failed ones.", g_failures);
+  dst_family(r, n, "connguard_destination_probes_total", "counter", "Probe roles taken: attempts made on behalf of every waiting process.", g_probes);
+  dst_family(r, n, "connguard_destination_waits_total", "counter", "Connects that waited for a probe instead of their own backoff.", g_waits);
+  dst_family(r, n, "connguard_destination_waiters", "gauge", "Blocking connects asleep waiting for the destination's probe now.", g_waiters);
+  free(r);
+}
+
 int cmd_metrics(int argc, char **argv)
 {
   static const struct option lo[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
@@ -185,6 +230,7 @@ int cmd_metrics(int argc, char **argv)
     k++;
   }
   if (k) emit(ps, k);
+  emit_dsts();
   for (int i = 0; i < k; i++) seg_close(&ps[i].s);
   free(ps);
   free(pids);

@@ -1,6 +1,7 @@
 /* connguard stat PID, connguard top, connguard clean: live counters of programs running under
  * the shim, read from their segments in /dev/shm. */
 #include "cg_tool.h"
+#include "dsts.h"
 #include "json.h"
 #include "leaks.h"
 #include "seg.h"
@@ -108,6 +109,17 @@ static void print_json(const struct seg *g, int leaks)
   printf("],\"tls_handshake_sum_us\":%llu}\n", (unsigned long long)s->tls_hs_sum_us);
 }
 
+/* The user's shared retry table: one per user, not per process, so printed once. */
+static void print_dsts(int max_rows)
+{
+  struct dst_row *r;
+  char msg[256];
+  int n = dsts_read(&r, msg, sizeof msg);
+  if (n < 0) { warnf("%s", msg); return; }
+  dsts_print(r, n, max_rows);
+  free(r);
+}
+
 int cmd_stat(int argc, char **argv)
 {
   static const struct option lo[] = { { "json", no_argument, 0, 'j' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
@@ -139,6 +151,7 @@ int cmd_stat(int argc, char **argv)
     }
     seg_close(&s);
   }
+  if (!json) print_dsts(0);
   if (stdout_failed()) return EX_FAIL;
   return rc;
 }
@@ -206,6 +219,7 @@ static int top_once(int tty, int clean, int all)
            te ? errno_label(te, e, sizeof e) : "-",
            g->state == SEG_LIVE ? "live" : g->state == SEG_GONE ? "stale:gone" : "stale:reused");
   }
+  print_dsts(rows ? rows / 3 : 0);
   for (int i = 0; i < ok; i++) seg_close(&segs[i]);
   free(segs);
   free(leaks);
