@@ -82,8 +82,7 @@ demo: all
 	@scripts/deps.sh demo
 	@BUILD=$(BUILD) scripts/demo.sh
 
-bench: all
-	@BUILD=$(BUILD) $(PYTHON) scripts/bench.py
+# bench: mk/bench.mk
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7

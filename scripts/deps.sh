@@ -4,18 +4,21 @@
 # demo (make demo: the build plus python3 and curl),
 # test (the programs the tests drive, g++ for the C++ test library; groff-base ships groff
 # with the man macros and the utf8 device, without the X11 libraries of package groff),
-# hostile (make fuzz, check-valgrind: clang with libFuzzer, valgrind).
+# hostile (make fuzz, check-valgrind: clang with libFuzzer, valgrind), bench (make bench: ab from
+# apache2-utils, curl, strace, valgrind for the anchors).
 set -e
 stage=${1:-build}
 build_pkgs="gcc make libc6-dev pkg-config libunwind-dev libssl-dev check binutils"
 demo_pkgs="python3 curl"
 test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++ strace groff-base"
 hostile_pkgs="clang libclang-rt-14-dev valgrind"
+bench_pkgs="python3 apache2-utils curl strace valgrind"
 case "$stage" in
   build) want=$build_pkgs ;;
   demo)  want="$build_pkgs $demo_pkgs" ;;
   test)  want="$build_pkgs $test_pkgs" ;;
   hostile) want="$build_pkgs $test_pkgs $hostile_pkgs" ;;
+  bench) want="$build_pkgs $bench_pkgs" ;;
   *) echo "deps.sh: unknown stage '$stage'" >&2; exit 2 ;;
 esac
 missing=""
