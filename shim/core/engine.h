@@ -9,7 +9,25 @@
  * schedules the next attempt; the wait continues on the program's other fds, so an event loop
  * is never frozen. Failures the program reads before a multiplexer saw them (getsockopt
  * SO_ERROR, a second "status check" connect) are retried synchronously, bounded by the deadline.
- * When no retry is left, the error stays in the kernel and the program reads it itself. */
+ * When no retry is left, the error stays in the kernel and the program reads it itself.
+ *
+ * Files (internal declarations in engine_int.h):
+ *   engine.c         configuration and init, fork; what every path shares: eligibility
+ *                    (cg_eligible, cg_dst_wanted), socket reset, failure/recovery records
+ *   retry.c          THE retry decision: cg_may_retry (retry or give up, and the backoff
+ *                    delay), cg_pass_reason (its mirror), the budget and per-attempt bounds
+ *                    (cg_budget_end, cg_attempt_end). Every path decides through it.
+ *   backoff.c        THE backoff wait when a connect waits in place: cg_backoff_sleep
+ *                    (blocking connect), cg_sleep_until (synchronous drive of a non-blocking
+ *                    one). In an event loop the next attempt is due at e->t_next_ns instead,
+ *                    set by cg_nb_failure from cg_may_retry's delay, and started by cg_nb_tick.
+ *   connect_block.c  connect()'s body (cg_connect): the first attempt of every connect, its
+ *                    bound (SO_SNDTIMEO or watchdog), and the blocking retry loop
+ *   connect_nb.c     the non-blocking state machine: taking a connect on (cg_nb_start),
+ *                    failures (cg_nb_failure), next attempts (cg_nb_tick), the program's
+ *                    getsockopt(SO_ERROR) and second connect() on it
+ *   evloop.c         poll/select/epoll hooks' bodies: hide waiting fds, filter revents
+ *   fallback.c       getaddrinfo results and loopback listeners (cg_has_fallback) */
 #ifndef CG_ENGINE_H
 #define CG_ENGINE_H
 #include <poll.h>

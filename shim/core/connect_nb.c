@@ -1,0 +1,368 @@
+/* The non-blocking state machine. connect() returns EINPROGRESS as usual and the fd becomes
+ * active (fdtable.h): CONNECTING until its result shows, in poll/select/epoll (evloop.c), in
+ * the program's getsockopt(SO_ERROR) or in a second connect() on it. A retryable failure is
+ * consumed and the fd WAITING (hidden from the program's multiplexers) until its next attempt,
+ * which the time-driven work (cg_nb_tick) starts; the decision is retry.c's. */
+#include "engine_int.h"
+#include "log.h"
+#include "policy.h"
+#include "stack.h"
+#include "stats.h"
+#include <string.h>
+#include <sys/epoll.h>
+
+static void epoll_readd(int fd, struct cg_fd *e)
+{
+  if (!e->ep_removed) return;
+  e->ep_removed = 0;
+  struct epoll_event ev = { .events = e->ep_events, .data.u64 = e->ep_data };
+  if (cg_real.epoll_ctl && e->ep_fd > 0) cg_real.epoll_ctl(e->ep_fd - 1, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void epoll_hide(int fd, struct cg_fd *e)
+{
+  /* A failed socket reports EPOLLHUP even with no events requested: while it waits for its
+   * next attempt it must leave the set, or a level-triggered loop would spin. */
+  if (e->ep_fd > 0 && !e->ep_removed && cg_real.epoll_ctl) {
+    if (cg_real.epoll_ctl(e->ep_fd - 1, EPOLL_CTL_DEL, fd, NULL) == 0) e->ep_removed = 1;
+  }
+}
+
+/* close() does not take the entry lock (it may run in a signal handler, or in another thread
+ * while we wait): it stores NONE at any time. An entry that is no longer active means the
+ * program closed the fd under us; the number may already be a new descriptor of the program's,
+ * so the engine must neither touch it nor bring the old state back to life. */
+static int alive(struct cg_fd *e) { return cg_state_active(atomic_load(&e->state)); }
+
+/* Moves a locked, active entry to state `to`; 0 (and nothing changed) when close() got there
+ * first. */
+int cg_nb_move(int fd, struct cg_fd *e, unsigned to)
+{
+  unsigned s = atomic_load(&e->state);
+  do {
+    if (!cg_state_active(s)) return 0;
+  } while (!atomic_compare_exchange_weak(&e->state, &s, to));
+  if (!cg_state_active(to)) cg_active_del(fd);
+  return 1;
+}
+
+void cg_nb_connected(int fd, struct cg_fd *e)
+{
+  if (!alive(e)) return;
+  if (e->attempt > 1) cg_log_recovered(fd, (struct sockaddr *)&e->addr, e->addrlen, e->attempt, cg_mono_ns() - e->t_start_ns);
+  epoll_readd(fd, e);
+  cg_nb_move(fd, e, CG_FD_CONNECTED);
+}
+
+/* A failure of the current attempt is visible (err == 0: still in the kernel, unread).
+ * Called with the entry locked. */
+int cg_nb_failure(int fd, struct cg_fd *e, int err, int timed_out)
+{
+  if (!alive(e)) return F_PASS;
+  int64_t now = cg_mono_ns();
+  unsigned delay = 0;
+  const char *why = cg_may_retry(e, now, cg_budget_end(e), &delay);
+  const struct sockaddr *a = (const struct sockaddr *)&e->addr;
+  if (why && !err) {
+    /* Nothing left to try: the error (or the still pending last attempt) stays in the kernel
+     * and the program reads it itself; logged when it does. Never abort it here: the program
+     * would then read SO_ERROR 0 from an unconnected socket, and a timer of ours that expires
+     * with no retry to follow must change nothing: the program's own timer decides. */
+    e->last_err = 0;
+    cg_nb_move(fd, e, CG_FD_PASSED);
+    return F_PASS;
+  }
+  if (timed_out) {
+    /* Our timer, not an event: the connect may have finished unseen (the program cleared
+     * O_NONBLOCK and wrote, waiting in the kernel): a live connection is never reset. */
+    int rev = r_poll1(fd, POLLOUT, 0);
+    if (rev > 0 && !(rev & (POLLERR | POLLHUP))) { cg_nb_connected(fd, e); return F_PASS; }
+    if (rev > 0) {
+      timed_out = 0;                  /* it failed on its own: a failure like any other */
+      err = so_error(fd);
+    } else {
+      cg_reset_socket(fd);
+      err = ETIMEDOUT;
+    }
+  } else if (!err) {
+    err = so_error(fd);
+  }
+  if (!err) {                         /* nothing pending after all */
+    cg_nb_connected(fd, e);
+    return F_PASS;
+  }
+  cg_count_failure(err);
+  unsigned cls = cg_errno_class(err, a->sa_family);
+  if (!why && !(cls & cg_cfg.retry_on)) why = "not_retryable";
+  if (why) {
+    cg_log_failure(fd, a, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0, now - e->t_start_ns, why, e->cpcs, e->cnpcs);
+    CG_STAT_ADD(give_ups, 1);
+    e->pending_err = err;
+    return cg_nb_move(fd, e, CG_FD_FAILED) ? F_FAILED : F_PASS;
+  }
+  cg_log_failure(fd, a, e->addrlen, err, e->attempt, ACT_RETRY, delay, now - e->t_start_ns, NULL, e->cpcs, e->cnpcs);
+  CG_STAT_ADD(retries, 1);
+  CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
+  e->prev_delay_ms = delay;
+  e->t_next_ns = now + (int64_t)delay * MS_NS;
+  if (!alive(e)) return F_PASS;
+  epoll_hide(fd, e);
+  return cg_nb_move(fd, e, CG_FD_WAITING) ? F_RETRY : F_PASS;
+}
+
+/* Starts the next attempt of a WAITING entry. Entry locked. */
+static void start_attempt(int fd, struct cg_fd *e)
+{
+  if (!alive(e)) return;
+  cg_reset_socket(fd);
+  e->attempt++;
+  e->t_attempt_ns = cg_mono_ns();
+  CG_STAT_ADD(connect_attempts, 1);
+  int r = r_connect(fd, (struct sockaddr *)&e->addr, e->addrlen);
+  int err = errno;
+  if (!alive(e)) return;
+  epoll_readd(fd, e);
+  if (r == 0) { cg_nb_connected(fd, e); return; }
+  if (!cg_nb_move(fd, e, CG_FD_CONNECTING)) return;
+  if (err == EINPROGRESS || err == EINTR || err == EALREADY) return;
+  cg_nb_failure(fd, e, err, 0);
+}
+
+/* Time-driven work for every active fd: due retries and attempt timeouts. Returns the next
+ * monotonic time something is due (INF if nothing). */
+int64_t cg_nb_tick(void)
+{
+  int64_t next = INF, now = cg_mono_ns();
+  /* Every slot, not a prefix: one fd left out could sleep hidden in the program's poll. */
+  for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
+    int fd = cg_active_at(i);
+    if (fd < 0) continue;
+    struct cg_fd *e = cg_fd_peek(fd);
+    if (!e) continue;
+    if (atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) {
+      /* Busy elsewhere: its due time is unknown to us. Look again soon, or a thread whose own
+       * fd this is would sleep in poll/epoll (the fd hidden while WAITING) until the program's
+       * timeout while another thread starts its next attempt (seen under ASan: a refused
+       * connect reported as a poll timeout after 5 s). */
+      if (now + MS_NS < next) next = now + MS_NS;
+      continue;
+    }
+    unsigned st = atomic_load(&e->state);
+    if (st == CG_FD_WAITING && e->t_next_ns <= now) {
+      start_attempt(fd, e);
+      st = atomic_load(&e->state);
+    }
+    if (st == CG_FD_CONNECTING && e->nonblock) {
+      int64_t end = cg_attempt_end(e);
+      if (end <= now) {
+        cg_nb_failure(fd, e, 0, 1);
+        st = atomic_load(&e->state);
+        if (st == CG_FD_WAITING && e->t_next_ns < next) next = e->t_next_ns;
+      } else if (e->attempt <= cg_cfg.retries && end < next) {
+        next = end;  /* only a timeout that leads to a retry needs a wake-up */
+      }
+    } else if (st == CG_FD_WAITING && e->t_next_ns < next) {
+      next = e->t_next_ns;
+    }
+    cg_fd_unlock(e);
+  }
+  return next;
+}
+
+/* Logs the give-up for an error the program has just read from the kernel itself. */
+static void passed_read(int fd, struct cg_fd *e, int err)
+{
+  if (err) {
+    cg_count_failure(err);
+    cg_log_failure(fd, (struct sockaddr *)&e->addr, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0,
+                cg_mono_ns() - e->t_start_ns, cg_pass_reason(e), e->cpcs, e->cnpcs);
+    CG_STAT_ADD(give_ups, 1);
+  }
+  cg_nb_move(fd, e, err ? CG_FD_SOCKET : CG_FD_CONNECTED);
+}
+
+/* Drives one fd to a result synchronously (getsockopt / status-check connect paths).
+ * Returns 0 when connected, or the errno the program should see. Entry locked. */
+static int drive_sync(int fd, struct cg_fd *e)
+{
+  for (;;) {
+    unsigned st = atomic_load(&e->state);
+    if (st == CG_FD_WAITING) {
+      int64_t d = e->t_next_ns;
+      cg_fd_unlock(e);
+      cg_sleep_until(d);
+      cg_fd_lock(e);
+      if (atomic_load(&e->state) != CG_FD_WAITING) continue;
+      start_attempt(fd, e);
+      continue;
+    }
+    if (st == CG_FD_CONNECTING || st == CG_FD_PASSED) {
+      /* The last attempt (or one the program already gave up retrying) may wait until the
+       * deadline; an earlier one until its own timeout. */
+      int last = st == CG_FD_PASSED || e->attempt > cg_cfg.retries;
+      int64_t end = last ? cg_budget_end(e) : cg_attempt_end(e), now = cg_mono_ns();
+      cg_fd_unlock(e);
+      int rv = r_poll1(fd, POLLOUT, end > now ? end - now : 0);
+      cg_fd_lock(e);
+      if (atomic_load(&e->state) != st) continue;
+      if (rv < 0) continue;   /* EINTR: a signal is no answer (a closed fd shows in the state) */
+      if (rv == 0 && !last) { cg_nb_failure(fd, e, 0, 1); continue; }
+      if (rv == 0) {
+        /* Deadline reached with the attempt still pending: what the kernel would say later. */
+        cg_reset_socket(fd);
+        cg_log_failure(fd, (struct sockaddr *)&e->addr, e->addrlen, ETIMEDOUT, e->attempt, ACT_GIVE_UP, 0,
+                    cg_mono_ns() - e->t_start_ns, "deadline", e->cpcs, e->cnpcs);
+        cg_count_failure(ETIMEDOUT);
+        CG_STAT_ADD(give_ups, 1);
+        cg_nb_move(fd, e, CG_FD_SOCKET);
+        return ETIMEDOUT;
+      }
+      if (rv & (POLLERR | POLLHUP)) {
+        if (st == CG_FD_CONNECTING && cg_nb_failure(fd, e, 0, 0) != F_PASS) continue;
+        if (atomic_load(&e->state) == CG_FD_PASSED) {
+          int err = so_error(fd);
+          passed_read(fd, e, err);
+          return err;
+        }
+        continue;
+      }
+      cg_nb_connected(fd, e);
+      return 0;
+    }
+    if (st == CG_FD_FAILED) {
+      int err = e->pending_err;
+      cg_nb_move(fd, e, CG_FD_SOCKET);
+      return err;
+    }
+    return 0;
+  }
+}
+
+static int same_dst(struct cg_fd *e, const struct sockaddr *a, socklen_t l)
+{
+  return l == e->addrlen && memcmp(a, &e->addr, l) == 0;
+}
+
+#define CG_STR_(x) #x
+#define CG_STR(x) CG_STR_(x)
+
+/* Once per process: connects beyond the active set's room go their own way. */
+static void warn_set_full(void)
+{
+  static atomic_int said;
+  if (atomic_exchange(&said, 1)) return;
+  static const char msg[] = "connguard: warning: more than " CG_STR(CG_ACTIVE_SLOTS) " non-blocking "
+                            "connects in flight at once; the ones beyond are not retried (the "
+                            "program sees the kernel's results)\n";
+  cg_log_warning(msg, sizeof msg - 1);
+}
+
+/* Where the program called connect(): a failure seen later (in poll) is reported with it. */
+static int capture(uintptr_t *pcs)
+{
+  return cg_stack_capture(pcs, (int)(cg_cfg.stack_depth < CG_FD_STACK ? cg_cfg.stack_depth : CG_FD_STACK));
+}
+
+void cg_nb_start(int fd, const struct sockaddr *a, socklen_t l, int err, int64_t t0)
+{
+  struct cg_fd *e = cg_fd_get(fd, 1);
+  if (!e) return;
+  cg_fd_lock(e);
+  e->family = a->sa_family;
+  e->attempt = 1;
+  e->prev_delay_ms = 0;
+  e->pending_err = 0;
+  e->nonblock = err == EINPROGRESS;
+  e->t_start_ns = e->t_attempt_ns = t0;
+  e->addrlen = l <= sizeof e->addr ? l : sizeof e->addr;
+  memcpy(&e->addr, a, e->addrlen);
+  e->cnpcs = capture(e->cpcs);
+  int taken = cg_fd_begin(fd, e, CG_FD_CONNECTING);
+  cg_fd_unlock(e);
+  if (!taken) warn_set_full();
+}
+
+int cg_nb_is_again(struct cg_fd *e, unsigned st0, const struct sockaddr *a, socklen_t l)
+{
+  return st0 == CG_FD_BACKGROUND || (cg_state_active(st0) && a && same_dst(e, a, l));
+}
+
+/* connect() on a socket whose connect we took on: the program asks again (hiredis's status
+ * check, a retry loop), or a connect we gave up on in the background goes on in the kernel. */
+int cg_nb_connect_again(int fd, struct cg_fd *e, unsigned st0, const struct sockaddr *a, socklen_t l)
+{
+  if (st0 == CG_FD_BACKGROUND) {
+    int r = r_connect(fd, a, l), err = errno;
+    if (r == 0 || err == EISCONN) cg_fd_set_state(fd, e, CG_FD_CONNECTED);
+    else if (err != EALREADY && err != EINPROGRESS && err != EINTR) cg_fd_set_state(fd, e, CG_FD_SOCKET);
+    errno = err;
+    return r;
+  }
+  /* A second connect() on a connect we track: hiredis's status check, or a retry loop. */
+  cg_fd_lock(e);
+  unsigned st = atomic_load(&e->state);
+  int ret = 0, err = 0;
+  if (st == CG_FD_CONNECTING || st == CG_FD_PASSED) {
+    ret = r_connect(fd, a, l);
+    err = errno;
+    if (ret == 0 || err == EISCONN) { cg_nb_connected(fd, e); cg_fd_unlock(e); errno = err; return ret; }
+    if (err == EALREADY || err == EINPROGRESS || err == EINTR) { cg_fd_unlock(e); errno = err; return ret; }
+    if (st == CG_FD_PASSED) { passed_read(fd, e, err); cg_fd_unlock(e); errno = err; return ret; }
+    /* The kernel handed us the failure (and reset the socket): decide as in poll. */
+    int f = cg_nb_failure(fd, e, err, 0);
+    if (f == F_FAILED) { cg_nb_move(fd, e, CG_FD_SOCKET); cg_fd_unlock(e); errno = err; return -1; }
+  }
+  if (atomic_load(&e->state) == CG_FD_FAILED) {
+    err = e->pending_err;
+    cg_reset_socket(fd);   /* what the kernel's own status-check connect does after reporting */
+    cg_nb_move(fd, e, CG_FD_SOCKET);
+    cg_fd_unlock(e);
+    errno = err;
+    return -1;
+  }
+  err = drive_sync(fd, e);
+  cg_fd_unlock(e);
+  if (!err) { errno = e->nonblock ? EISCONN : 0; return e->nonblock ? -1 : 0; }
+  errno = err;
+  return -1;
+}
+
+int cg_getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
+{
+  struct cg_fd *e;
+  if (level != SOL_SOCKET || opt != SO_ERROR || !val || !len || *len < sizeof(int) ||
+      !(e = cg_fd_peek(fd)) || !cg_state_active(atomic_load(&e->state)))
+    return r_getsockopt(fd, level, opt, val, len);
+  cg_fd_lock(e);
+  unsigned st = atomic_load(&e->state);
+  int err;
+  if (st == CG_FD_CONNECTING) {
+    int r = r_getsockopt(fd, level, opt, val, len);
+    if (r < 0) { cg_fd_unlock(e); return r; }
+    err = *(int *)val;
+    if (!err) {
+      /* Connected, or still in progress (libuv then keeps waiting): find out which. */
+      int rv = r_poll1(fd, POLLOUT, 0);
+      if (rv > 0 && !(rv & (POLLERR | POLLHUP))) cg_nb_connected(fd, e);
+      cg_fd_unlock(e);
+      return r;
+    }
+    if (cg_nb_failure(fd, e, err, 0) == F_FAILED) {
+      cg_nb_move(fd, e, CG_FD_SOCKET);
+      cg_fd_unlock(e);
+      return r;
+    }
+    err = drive_sync(fd, e);
+  } else if (st == CG_FD_PASSED) {
+    int r = r_getsockopt(fd, level, opt, val, len);
+    if (r == 0) passed_read(fd, e, *(int *)val);
+    cg_fd_unlock(e);
+    return r;
+  } else {
+    err = drive_sync(fd, e);
+  }
+  cg_fd_unlock(e);
+  *(int *)val = err;
+  *len = sizeof(int);
+  return 0;
+}

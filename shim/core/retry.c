@@ -1,0 +1,48 @@
+/* The retry decision: whether another attempt follows a failure, after what backoff, and the
+ * time bounds of a connect and of each attempt. Every path (blocking, non-blocking, the
+ * synchronous drive) asks here; change the policy here only. The wait itself is backoff.c. */
+#include "engine_int.h"
+#include "policy.h"
+
+static uint64_t rnd(void)
+{
+  static __thread uint64_t st;
+  if (!st) st = (uint64_t)cg_mono_ns() ^ ((uint64_t)syscall(SYS_gettid) << 32) ^ (uint64_t)(uintptr_t)&st;
+  return cg_rand_next(&st);
+}
+
+/* Decides, before anything is consumed, whether another attempt may follow attempt e->attempt.
+ * Returns NULL (yes, *delay set) or the reason for giving up. */
+const char *cg_may_retry(struct cg_fd *e, int64_t now, int64_t budget_end, unsigned *delay)
+{
+  if (e->attempt > cg_cfg.retries) return "retries_exhausted";
+  if (cg_has_fallback((const struct sockaddr *)&e->addr, e->addrlen)) return "fallback_address";
+  *delay = cg_backoff_ms(&cg_cfg, e->attempt, e->prev_delay_ms, rnd());
+  if (now + (int64_t)*delay * MS_NS >= budget_end) return "deadline";
+  return NULL;
+}
+
+int64_t cg_budget_end(struct cg_fd *e)
+{
+  return e->t_start_ns + (int64_t)cg_cfg.deadline_ms * MS_NS;
+}
+
+/* The per-attempt timeout exists to retry a timeout: with timeout left out of
+ * CONNGUARD_RETRY_ON, an attempt is cut only by the deadline, and only one the shim started. */
+int cg_timeouts_retried(void) { return (cg_cfg.retry_on & CG_CLASS_TIMEOUT) != 0; }
+
+int64_t cg_attempt_end(struct cg_fd *e)
+{
+  int64_t b = cg_budget_end(e);
+  if (!cg_timeouts_retried()) return b;
+  int64_t a = e->t_attempt_ns + (int64_t)cg_cfg.connect_timeout_ms * MS_NS;
+  return a < b ? a : b;
+}
+
+/* Why a PASSED entry got no retry: the checks of cg_may_retry, in its order. */
+const char *cg_pass_reason(struct cg_fd *e)
+{
+  if (e->attempt > cg_cfg.retries) return "retries_exhausted";
+  if (cg_has_fallback((const struct sockaddr *)&e->addr, e->addrlen)) return "fallback_address";
+  return "deadline";
+}
