@@ -12,7 +12,8 @@ CFLAGS  ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -Ishim -Ishim/core
 # initial-exec TLS: the shim is loaded at start-up, and its few thread-locals are read on every hook.
 SHIM_CFLAGS := $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exec -pthread $(EXTRA_CFLAGS)
-# The shim links nothing but libc/libdl: libunwind is dlopen()ed privately, libssl resolved at run time.
+# The shim links nothing but libc/libdl: libgcc_s is dlopen()ed privately at the first stack capture,
+# libssl resolved at run time.
 SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,--no-undefined -Wl,-z,nodelete $(EXTRA_LDFLAGS)
 SHIM_LIBS := -ldl -pthread
 

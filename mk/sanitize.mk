@@ -10,8 +10,8 @@
 #                        A TSan runtime preloaded into foreign programs is no use: its blocking
 #                        interceptors (poll, epoll_wait, select...) sit above our hooks and turn
 #                        off atomics' synchronisation there, so every lock of ours would be
-#                        reported as a race. Stacks are off (CONNGUARD_STACK_DEPTH=0): libunwind's
-#                        thread-exit destructor crashes inside TSan's mutex interceptor.
+#                        reported as a race. Stacks are off (CONNGUARD_STACK_DEPTH=0), as since the
+#                        libunwind days (its thread-exit destructor crashed under TSan).
 #                        die_after_fork=0: a fork child that makes a blocking connect starts its own
 #                        watchdog thread, which TSan refuses after a multi-threaded fork by default.
 #                        Thread-leak reports are off: a forked child of a threaded client

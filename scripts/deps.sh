@@ -8,7 +8,7 @@
 # apache2-utils, curl, strace, valgrind for the anchors).
 set -e
 stage=${1:-build}
-build_pkgs="gcc make libc6-dev pkg-config libunwind-dev libssl-dev check binutils"
+build_pkgs="gcc make libc6-dev pkg-config libssl-dev check binutils"
 demo_pkgs="python3 curl"
 test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++ strace groff-base"
 hostile_pkgs="clang libclang-rt-14-dev valgrind"

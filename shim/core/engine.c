@@ -127,7 +127,6 @@ void cg_init(void)
   cg_config_load(&cg_cfg, env_get, warn_stderr, NULL);
   if (!cg_cfg.disable) {
     cg_log_configure(&cg_cfg);
-    if (cg_cfg.stack_depth) cg_stack_init();
     if (cg_cfg.stats) cg_stats_publish();
     pthread_atfork(NULL, NULL, cg_after_fork_child);
     cg_enabled = 1;

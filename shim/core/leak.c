@@ -182,10 +182,13 @@ static void drop_stale(struct cg_fd *e)
   /* else: a vfork child running in its parent's memory: nothing here is ours to change. */
 }
 
+/* Creation stacks keep at most this many frames (the stats segment publishes as many). */
+#define LEAK_FRAMES CG_STATS_STACK
+
 static int stack_depth(void)
 {
   int d = (int)cg_cfg.stack_depth;
-  return d < CG_ST_FRAMES ? d : CG_ST_FRAMES;
+  return d < LEAK_FRAMES ? d : LEAK_FRAMES;
 }
 
 static void set_peer(struct cg_fd *e, const struct sockaddr *sa, socklen_t len)
@@ -214,7 +217,7 @@ static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const s
                    const struct sockaddr *peer, socklen_t plen)
 {
   pid_t me = cg_leak_self_pid();
-  uintptr_t pcs[CG_ST_FRAMES];
+  uintptr_t pcs[LEAK_FRAMES];
   int n = stack_depth() > 0 ? cg_stack_capture(pcs, stack_depth()) : 0;
   e->kind = kind;
   e->created_ns = cg_realtime_ns();

@@ -24,7 +24,6 @@ struct cg_real {
   int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
   int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
   int (*getaddrinfo)(const char *, const char *, const void *, void *);
-  int (*pipe2)(int[2], int);
   int (*dup2)(int, int);
   int (*dup3)(int, int, int);
   int (*close_range)(unsigned, unsigned, int);

@@ -1,25 +1,23 @@
 #include "stack.h"
 #include "fdutil.h"
 #include <dlfcn.h>
-#include <execinfo.h>
+#include <errno.h>
 #include <link.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sched.h>
+#include <unwind.h>
 #include <unistd.h>
 
-typedef int (*unw_backtrace_fn)(void **buf, int size);
+typedef _Unwind_Reason_Code (*bt_fn)(_Unwind_Trace_Fn, void *);
+typedef _Unwind_Ptr (*getip_fn)(struct _Unwind_Context *);
 
-static unw_backtrace_fn unw_bt;
-static atomic_int backend;          /* 0 none, 1 libunwind, 2 backtrace */
+/* libgcc_s entry points, resolved once. */
+static bt_fn ug_backtrace;
+static getip_fn ug_getip;
+static atomic_int state;            /* 0 not loaded, 1 loading, 2 ready, 3 unavailable */
+static __thread int loading_here;   /* this thread is inside the load (a signal handler too) */
 static uintptr_t self_lo, self_hi;
-__thread int cg_in_unwind;
-
-/* libunwind's validation pipe, as moved high by our pipe2 hook, with identities. */
-atomic_int cg_upipe[2] = { -1, -1 };   /* stack.h */
-static dev_t upipe_dev[2];
-static ino_t upipe_ino[2];
-static atomic_int upipe_closed;     /* the program closed one of them */
 
 static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -49,87 +47,64 @@ int cg_addr_is_ours(uintptr_t pc) { return pc >= self_lo && pc < self_hi; }
 
 const char *cg_stack_backend(void)
 {
-  switch (atomic_load(&backend)) {
-  case 1: return "libunwind";
-  case 2: return "backtrace";
-  default: return "none";
-  }
+  return atomic_load(&state) == 2 ? "libgcc" : "none";
 }
 
-void cg_stack_note_pipe(int fds[2])
+/* Loads libgcc_s privately on the first capture, so that a process that never makes a socket
+ * or fails a connect loads and unwinds nothing. Programs that use C++ or pthread_cancel have it
+ * mapped already (dlopen then only takes a reference). Other threads wait for the load; the
+ * loading thread itself (a signal handler that interrupted it) gets no stack. */
+static int unwinder_ready(void)
 {
-  struct stat st;
-  for (int i = 0; i < 2; i++) {
-    if (fstat(fds[i], &st) == 0) { upipe_dev[i] = st.st_dev; upipe_ino[i] = st.st_ino; }
-    atomic_store(&cg_upipe[i], fds[i]);
+  int s = atomic_load_explicit(&state, memory_order_acquire);
+  if (s == 2) return 1;
+  if (s == 3 || loading_here) return 0;
+  int expect = 0;
+  if (atomic_compare_exchange_strong(&state, &expect, 1)) {
+    int saved = errno;
+    loading_here = 1;
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&cg_addr_is_ours);
+    void *h = dlopen("libgcc_s.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (h) {
+      ug_backtrace = (bt_fn)dlsym(h, "_Unwind_Backtrace");
+      ug_getip = (getip_fn)dlsym(h, "_Unwind_GetIP");
+    }
+    int ok = ug_backtrace && ug_getip;
+    if (!ok) (void)dlerror();   /* the failure is ours: the program's next dlerror() must not report it */
+    loading_here = 0;
+    errno = saved;
+    atomic_store_explicit(&state, ok ? 2 : 3, memory_order_release);
+    return ok;
   }
-  atomic_store(&upipe_closed, 0);
+  while ((s = atomic_load_explicit(&state, memory_order_acquire)) == 1) sched_yield();
+  return s == 2;
 }
 
-void cg_stack_pipe_closed(void)
-{
-  atomic_store(&upipe_closed, 1);
-}
+/* One walk: frames kept in pcs (ours skipped) until max of them or the end of the tables. */
+struct walk {
+  uintptr_t *pcs;
+  int n, max, raw;
+};
 
-/* libunwind may read and write its pipe during an unwind. Only unwind while both numbers are
- * still that pipe, or free (libunwind then reopens it, high, through our pipe2 hook). */
-static int upipe_safe(void)
+static _Unwind_Reason_Code walk_step(struct _Unwind_Context *ctx, void *arg)
 {
-  struct stat st;
-  for (int i = 0; i < 2; i++) {
-    int f = atomic_load(&cg_upipe[i]);
-    if (f < 0) continue;
-    if (fstat(f, &st) != 0) continue;                 /* free: libunwind reopens */
-    if (st.st_dev != upipe_dev[i] || st.st_ino != upipe_ino[i]) return 0;  /* reused by the program */
+  struct walk *w = arg;
+  uintptr_t pc = ug_getip(ctx);
+  if (!pc) return _URC_END_OF_STACK;
+  if (++w->raw > CG_STACK_RAW_MAX) return _URC_END_OF_STACK;
+  if (!cg_addr_is_ours(pc)) {
+    w->pcs[w->n++] = pc;
+    if (w->n >= w->max) return _URC_END_OF_STACK;
   }
-  return 1;
-}
-
-void cg_stack_init(void)
-{
-  static atomic_int done;
-  if (atomic_exchange(&done, 1)) return;
-  dl_iterate_phdr(find_self, (void *)(uintptr_t)&cg_stack_init);
-  void *h = dlopen("libunwind.so.8", RTLD_LAZY | RTLD_LOCAL);
-  if (h) unw_bt = (unw_backtrace_fn)dlsym(h, "unw_backtrace");
-  if (unw_bt) {
-    void *warm[4];
-    cg_in_unwind = 1;
-    unw_bt(warm, 4);   /* opens libunwind's pipe now, through our pipe2 hook */
-    cg_in_unwind = 0;
-    atomic_store(&backend, 1);
-  } else {
-    void *warm[4];
-    backtrace(warm, 4);  /* loads libgcc_s now rather than inside a hook later */
-    atomic_store(&backend, 2);
-  }
+  return _URC_NO_REASON;
 }
 
 int cg_stack_capture(uintptr_t *pcs, int max)
 {
-  void *raw[CG_STACK_RAW_MAX];
-  int n = 0, b = atomic_load(&backend);
-  if (max <= 0 || b == 0) return 0;
-  int want = max + 8 < CG_STACK_RAW_MAX ? max + 8 : CG_STACK_RAW_MAX;
-  if (b == 1 && atomic_load(&upipe_closed) && !upipe_safe()) {
-    /* The program reused libunwind's pipe numbers: never let it touch them again. */
-    atomic_store(&backend, 2);
-    b = 2;
-  }
-  if (b == 1) {
-    cg_in_unwind = 1;
-    n = unw_bt(raw, want);
-    cg_in_unwind = 0;
-  } else {
-    n = backtrace(raw, want);
-  }
-  int out = 0;
-  for (int i = 0; i < n && out < max; i++) {
-    uintptr_t pc = (uintptr_t)raw[i];
-    if (!pc || cg_addr_is_ours(pc)) continue;
-    pcs[out++] = pc;
-  }
-  return out;
+  if (max <= 0 || !unwinder_ready()) return 0;
+  struct walk w = { pcs, 0, max, 0 };
+  ug_backtrace(walk_step, &w);
+  return w.n;
 }
 
 static char exe_path[512];

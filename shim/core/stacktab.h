@@ -6,7 +6,7 @@
 #define CG_STACKTAB_H
 #include <stdint.h>
 
-#define CG_ST_FRAMES 16          /* frames kept per stack */
+#define CG_ST_FRAMES 64          /* frames kept per stack (= CG_MAX_STACK: connect stacks fit) */
 #define CG_ST_MAX    16384       /* distinct stacks per process */
 
 /* Id (>= 1) of the stack pcs[0..n), interning it when new; 0 when n <= 0, when the table is

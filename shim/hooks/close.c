@@ -2,7 +2,6 @@
  * allocation, no locks, no dlsym (raw syscall until the real table is ready). */
 #include "hook.h"
 #include "leak.h"
-#include "stack.h"
 #include "watchdog.h"
 #include <linux/close_range.h>
 
@@ -12,7 +11,6 @@ static void forget_range(unsigned lo, unsigned hi)
    * our tables, and its closes say nothing about the parent's descriptors. */
   if (cg_leak_borrowed_memory()) return;
   cg_wd_fds_closing(lo, hi);
-  cg_stack_fd_closed((int)lo, hi > (unsigned)INT32_MAX ? INT32_MAX : (int)hi);
   for (unsigned c = lo >> CG_FD_CHUNK_BITS; c < CG_FD_MAX_CHUNKS && c <= (hi >> CG_FD_CHUNK_BITS); c++) {
     if (!atomic_load_explicit(&cg_fd_chunks[c], memory_order_acquire)) continue;
     unsigned a = c << CG_FD_CHUNK_BITS, b = a + CG_FD_CHUNK - 1;
@@ -25,7 +23,6 @@ static void forget_range(unsigned lo, unsigned hi)
 CG_EXPORT int close(int fd)
 {
   cg_fd_forget(fd);
-  cg_stack_fd_closed(fd, fd);
   if (cg_real_peek()) return cg_real.close(fd);
   return (int)syscall(SYS_close, fd);
 }

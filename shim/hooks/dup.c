@@ -2,7 +2,6 @@
  * of a tracked socket is itself tracked (leak detection), created where the dup happened. */
 #include "hook.h"
 #include "leak.h"
-#include "stack.h"
 
 static inline int after(int old, int r)
 {
@@ -24,14 +23,14 @@ CG_EXPORT int dup(int old)
 
 CG_EXPORT int dup2(int old, int new)
 {
-  if (old != new) { cg_fd_forget(new); cg_stack_fd_closed(new, new); }
+  if (old != new) cg_fd_forget(new);
   if (cg_real_peek()) return after(old, cg_real.dup2(old, new));
   return (int)syscall(SYS_dup2, old, new);
 }
 
 CG_EXPORT int dup3(int old, int new, int flags)
 {
-  if (old != new) { cg_fd_forget(new); cg_stack_fd_closed(new, new); }
+  if (old != new) cg_fd_forget(new);
   if (cg_real_peek()) return after(old, cg_real.dup3(old, new, flags));
   return (int)syscall(SYS_dup3, old, new, flags);
 }

@@ -1,6 +1,6 @@
 /* A program that closes every descriptor, then connects and fails.
  * usage: rb_closeall CLOSED_PORT DIR MODE      MODE: closefrom | close_range | loop | all
- * 1. one failed connect (the shim opens its log, its unwinder pipe exists since start-up);
+ * 1. one failed connect (the shim opens its log);
  * 2. closes every fd >= 3 (closefrom(3), close_range(3, ~0U, 0), or close() in a loop), or
  *    with MODE=all every fd from 0, stdio included;
  * 3. puts a decoy file of its own (DIR/decoy.N) on every number that was open before, the way

@@ -229,7 +229,7 @@ test_close_in_signal_handlers_while_connects_retry.timeout = 90
 
 def test_program_closes_every_fd():
     """closefrom / close_range / close() loop, then decoy files on every number that was open
-    (the shim's log and unwinder pipe included): the next failures are logged to the real
+    (the shim's log included): the next failures are logged to the real
     log file, reopened, and not one byte lands in a decoy."""
     port = cglib.free_port()
     for mode in ("closefrom", "close_range", "loop"):
@@ -237,7 +237,7 @@ def test_program_closes_every_fd():
             p = cglib.run([client("rb_closeall"), str(port), lg.path, mode], env=lg.env(CONNGUARD_RETRIES=0))
             check(p.returncode == 0 and re.match(r"^decoys=\d+ written=0\n$", p.out), mode, got=p.out + p.err)
             n = int(p.out.split()[0].split("=")[1])
-            check(n >= 3, "%s: the shim's own fds (log, pipe) were not among the closed ones?" % mode, got=p.out)
+            check(n >= 1, "%s: the shim's own fds (log) were not among the closed ones?" % mode, got=p.out)
             recs = lg.records()
             check(len(recs) == 3 and all(r["action"] == "give_up" for r in recs), "%s: records" % mode, got=recs)
 

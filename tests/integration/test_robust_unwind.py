@@ -1,6 +1,7 @@
-"""libunwind stays out of the program's global scope: the shim dlopen()s it with RTLD_LOCAL
-(shim/core/stack.c), so that a program that loads C++ code later binds its exceptions exactly
-as without the shim (to libgcc_s), even after the shim has unwound stacks with libunwind."""
+"""The shim's unwinder stays out of the program's global scope: the shim dlopen()s libgcc_s
+with RTLD_LOCAL at its first capture (shim/core/stack.c), so that a program that loads C++ code
+later binds its exceptions exactly as without the shim (to libgcc_s, the same object), and no
+unwinder name (_Unwind_*, libunwind's unw_*) becomes visible through dlsym(RTLD_DEFAULT)."""
 import os
 
 import cglib
@@ -11,20 +12,21 @@ from cgconn import LogDir, client
 # What rb_cxx_late prints, with and without the shim, but for its last line.
 CXX_LATE_OUT = [
     "connect: ret=-1 errno=ECONNREFUSED",
-    "before: _Unwind_RaiseException=absent _Unwind_Resume=absent unw_backtrace=absent libgcc_s_mapped=0",
+    "before: _Unwind_RaiseException=absent _Unwind_Resume=absent _Unwind_Backtrace=absent unw_backtrace=absent",
     'cxx: rc=0 caught=2 what="boom 7" dtors=2',
     "bound: _Unwind_RaiseException in libgcc_s.so.1",
-    "after: _Unwind_RaiseException=absent unw_backtrace=absent",
+    "after: _Unwind_RaiseException=absent _Unwind_Backtrace=absent unw_backtrace=absent",
     'cxx again: rc=0 caught=2 what="boom 7" dtors=2',
 ]
 
 
 def test_cxx_loaded_late_binds_exceptions_as_without_the_shim():
     """A C program (no libstdc++, no libgcc_s) fails a connect (the shim captures its stack
-    with libunwind), then dlopen()s a C++ library that throws, catches and rethrows across a
-    frame: the unwinder's names are absent from the global scope before and after, the
-    library is bound to libgcc_s's _Unwind_RaiseException, and the output is the same as
-    without the shim, but for libunwind being mapped."""
+    with libgcc_s, which it loads then), then dlopen()s a C++ library that throws, catches and
+    rethrows across a frame: the unwinder's names are absent from the global scope before and
+    after, the library is bound to libgcc_s's _Unwind_RaiseException, and the output is the
+    same as without the shim, but for libgcc_s being mapped before the library was loaded.
+    libunwind is never mapped."""
     if cglib.SAN_PRELOAD:
         raise cglib.Skip("the sanitizer runtime links libgcc_s into the global scope itself: nothing to tell apart")
     lib = os.path.join(cglib.CLIENTS, "libcgcxx.so")
@@ -33,7 +35,7 @@ def test_cxx_loaded_late_binds_exceptions_as_without_the_shim():
     args = [client("rb_cxx_late"), lib, str(port)]
     bare = cglib.run(args, preload=False)
     check(bare.returncode == 0 and bare.err == "", "rb_cxx_late without the shim", got=bare.out + bare.err)
-    check(bare.out.splitlines() == CXX_LATE_OUT + ["libunwind_mapped=0"],
+    check(bare.out.splitlines() == CXX_LATE_OUT + ["libgcc_s_mapped_before=0 libunwind_mapped=0"],
           "without the shim: the premise (no unwinder in the global scope, libgcc_s bound)", got=bare.out)
     with LogDir() as lg:
         p = cglib.run(args, env=lg.env(CONNGUARD_RETRIES=0, CONNGUARD_STACK_DEPTH=16, CONNGUARD_LEAKS="exit"))
@@ -41,8 +43,25 @@ def test_cxx_loaded_late_binds_exceptions_as_without_the_shim():
         lines = p.out.splitlines()
         check(lines[:-1] == bare.out.splitlines()[:-1], "the program saw something else under the shim",
               got="with:\n%s\nwithout:\n%s" % (p.out, bare.out))
-        # The shim did load libunwind, and used it: the failed connect has a stack into the program.
-        check(lines[-1:] == ["libunwind_mapped=1"], "libunwind was not loaded by the shim in this run", got=p.out)
+        # The shim did load libgcc_s (privately) at the failed connect, and used it: the record
+        # has a stack into the program. libunwind is not loaded at all.
+        check(lines[-1:] == ["libgcc_s_mapped_before=1 libunwind_mapped=0"],
+              "libgcc_s was not loaded by the shim at the failed connect, or libunwind was", got=p.out)
         recs = lg.records()
         cgconn.check_failures(recs, 1, dst="127.0.0.1:%d" % port, last="give_up", module="rb_cxx_late")
         check(recs[0]["stack"][0]["module"].endswith("/rb_cxx_late"), "frame #0 is in the program", got=recs)
+
+
+def test_nothing_loaded_before_the_first_socket():
+    """A process that makes no socket loads no unwinder: /proc/self/maps of a program that only
+    sleeps lists neither libgcc_s nor libunwind under the shim (as without it)."""
+    if cglib.SAN_PRELOAD:
+        raise cglib.Skip("the sanitizer runtime maps libgcc_s itself")
+    prog = ("import time\n"
+            "m = open('/proc/self/maps').read()\n"
+            "print('libgcc_s=%d libunwind=%d' % ('/libgcc_s.so' in m, '/libunwind.so' in m))\n")
+    bare = cglib.run(["/usr/bin/python3", "-S", "-c", prog], preload=False)
+    p = cglib.run(["/usr/bin/python3", "-S", "-c", prog])
+    check(bare.returncode == 0 and p.returncode == 0, "python3 runs", got=bare.out + bare.err + p.out + p.err)
+    check(p.out == bare.out and "libunwind=0" in p.out, "the shim mapped an unwinder before any socket",
+          got="with: %r without: %r" % (p.out, bare.out))
