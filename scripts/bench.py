@@ -33,6 +33,7 @@ usage: bench.py [--quick] [--rounds N] [--write FILE] [--only SUBSTR[,SUBSTR]] [
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -69,6 +70,15 @@ def run(argv, preload=False, extra=None, timeout=300, **kw):
         raise RuntimeError("%s exited %d%s: %s" % (os.path.basename(argv[0]), p.returncode,
                            " (with the shim)" if preload else "", p.stderr.decode(errors="replace")[-300:].strip()))
     return p.stdout.decode(errors="replace")
+
+
+def run_cpu(argv, preload=False, extra=None, timeout=300):
+    """run(), and the child's CPU time (user + system) in s: the kernel's exact run time, which,
+    unlike wall time, waiting for a CPU on a loaded machine does not inflate."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = run(argv, preload, extra, timeout)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return out, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
 
 
 def need(tool):
@@ -127,12 +137,11 @@ class Bench:
         for s in self.servers.values():
             s.stop()
 
-    def add(self, name, without, with_, ratio, noise, target, verdict):
-        row = dict(name=name, without=without, with_=with_, ratio=ratio, noise=noise, target=target,
+    def add(self, name, without, with_, ratio, noise, target, verdict, cpu=""):
+        row = dict(name=name, without=without, with_=with_, ratio=ratio, noise=noise, cpu=cpu, target=target,
                    verdict=verdict)
         self.rows.append(row)
-        print("  %-58s %14s %14s %10s %7s %12s  %s" % (name, without, with_, ratio, noise, target, verdict),
-              flush=True)
+        print(ROWFMT % (name, without, with_, ratio, noise, cpu, target, verdict), flush=True)
 
     def skip(self, name, why, error=False):
         self.add(name, "-", "-", "-", "", "-", ("ERROR: " if error else "skipped: ") + why)
@@ -212,8 +221,8 @@ class Bench:
 
     # ---- whole programs -------------------------------------------------------------------
     def paired(self, fn, rounds=None):
-        """fn(preload) -> value, alternated (and alternating which side goes first) for rounds;
-        returns (without values, with values)."""
+        """fn(preload) -> value (or (value, cpu seconds)), alternated (and alternating which side
+        goes first) for rounds; returns (without values, with values)."""
         fn(False)
         fn(True)                               # warm-up
         a, b = [], []
@@ -227,13 +236,17 @@ class Bench:
         return a, b
 
     def ratio_row(self, name, a, b, unit, fmt, target, higher_is_better=False, scale=1.0):
+        cpu = ""
+        if a and isinstance(a[0], tuple):
+            cpu = "%.3fx" % statistics.median(y[1] / x[1] for x, y in zip(a, b))
+            a, b = [x[0] for x in a], [y[0] for y in b]
         per = [y / x for x, y in zip(a, b)]
         ratio = statistics.median(per)
         noise = iqr_half(per)
         self.add(name, fmt % (statistics.median(a) * scale) + unit, fmt % (statistics.median(b) * scale) + unit,
                  "%.3fx" % ratio, "±%.1f%%" % (100 * noise),
                  ("%s %.2fx" % (">=" if higher_is_better else "<=", target)),
-                 self.verdict(ratio, target, noise, higher_is_better))
+                 self.verdict(ratio, target, noise, higher_is_better), cpu)
 
     def ab(self):
         ab = need("ab")
@@ -241,11 +254,12 @@ class Bench:
         url = "http://127.0.0.1:%s/" % port
 
         def one(pre):
-            out = run([ab, "-q", "-n", "5000", "-c", "8", url], pre)
+            out, cpu = run_cpu([ab, "-q", "-n", "5000", "-c", "8", url], pre)
             failed = re.search(r"Failed requests:\s+(\d+)", out)
             if failed and int(failed.group(1)):
                 raise RuntimeError("ab: %s failed requests" % failed.group(1))
-            return float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
+            # ab's CPU time for a fixed 5000 requests: its ratio reads like the others' (higher = worse).
+            return float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1)), cpu
         a, b = self.paired(one)
         self.ratio_row("ab -n 5000 -c 8, requests/s (shim in ab only)", a, b, " req/s", "%.0f", 0.97, True)
 
@@ -256,8 +270,8 @@ class Bench:
 
         def one(pre):
             t = time.perf_counter()
-            run([curl, "-q", "-s", "-S", "--fail"] + urls, pre)
-            return time.perf_counter() - t
+            _, cpu = run_cpu([curl, "-q", "-s", "-S", "--fail"] + urls, pre)
+            return time.perf_counter() - t, cpu
         a, b = self.paired(one, rounds=2 * self.rounds)
         self.ratio_row("curl, 200 URLs in one process, wall", a, b, " ms", "%.1f", 1.03, scale=1e3)
 
@@ -270,14 +284,15 @@ class Bench:
                 "socket.create_connection(a).close()\n"
                 "r=[]\n"
                 "for _ in range(3):\n"
-                "    t=time.perf_counter()\n"
+                "    t=time.perf_counter(); c=time.process_time()\n"
                 "    for _ in range(n):\n"
                 "        s=socket.create_connection(a); s.close()\n"
-                "    r.append(time.perf_counter()-t)\n"
-                "print(sorted(r)[1])\n")
+                "    r.append((time.perf_counter()-t, time.process_time()-c))\n"
+                "print(sorted(r)[1][0], sorted(x[1] for x in r)[1])\n")
 
         def one(pre):
-            return float(run([PYTHON, "-c", code, "2000", port], pre).split()[0])
+            w, c = run([PYTHON, "-c", code, "2000", port], pre).split()[:2]
+            return float(w), float(c)
         a, b = self.paired(one, rounds=2 * self.rounds)
         self.ratio_row("python3, 2,000 connections (create_connection+close)", a, b, " ms", "%.1f", 1.05, scale=1e3)
 
@@ -285,10 +300,10 @@ class Bench:
         n = 100 if self.quick else 300
         prog = "/bin/true"
         out = run([os.path.join(CLIENTS, "bench_spawn"), str(n), SHIM, prog]).split()
-        a, b = float(out[0]), float(out[1])
+        a, b, ca, cb = (float(x) for x in out[:4])
         delta = (b - a) / 1e3
         self.add("start-up of /bin/true, median of %d each" % n, "%.0f us" % (a / 1e3), "%.0f us" % (b / 1e3),
-                 "%+.0f us" % delta, "", "<= +100 us", self.verdict(delta, 100.0))
+                 "%+.0f us" % delta, "", "<= +100 us", self.verdict(delta, 100.0), "%+.0f us" % ((cb - ca) / 1e3))
 
     def sockmem(self):
         n = 10000
@@ -382,11 +397,14 @@ class Bench:
                      "%.2fx" % statistics.median(per), "±%.0f%%" % (100 * iqr_half(per)), "anchor", "-")
 
 
+ROWFMT = "  %-58s %12s %12s %9s %7s %9s %11s  %s"
 LEGEND = ("in-process rows: ratio = (hooked/raw with the shim) / (hooked/raw without it, or with the"
           " knob's other value); with = median time of the hooked calls, without = the same processes' raw"
           " system calls times the base's hooked/raw ratio. Whole-program rows: median of the per-round"
           " with/without ratios. noise: half the interquartile range of the per-round ratios, relative;"
-          " 'within noise' = misses the target by less than that.")
+          " 'within noise' = misses the target by less than that. CPU time: the same with/without ratio"
+          " (delta for start-up) of the client's user + system time, which waiting for a CPU does not"
+          " inflate: on a loaded machine it shows the shim's own cost where wall time is noise.")
 
 GROUPS = [
     ("connect", ["connect loop, in-process, defaults", "connect loop, in-process, CONNGUARD_LEAKS=off",
@@ -435,11 +453,11 @@ def write(path, b, elapsed):
                                                       b.rounds, ", --quick" if b.quick else ""), "",
              "Machine: %s. Commit: %s. Load average at the end: %s. Run time %.0f s." % (
                  machine(), commit(), " ".join("%.2f" % x for x in os.getloadavg()), elapsed), "",
-             "| workload | without | with | ratio / delta | noise | target | verdict |",
-             "|---|---|---|---|---|---|---|"]
+             "| workload | without | with | ratio / delta | noise | CPU time | target | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in b.rows:
-        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (r["name"], r["without"], r["with_"], r["ratio"],
-                                                               r["noise"] or "", r["target"], r["verdict"]))
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["name"], r["without"], r["with_"], r["ratio"], r["noise"], r["cpu"], r["target"], r["verdict"]))
     lines += ["", LEGEND, ""]
     for n in b.notes:
         lines.append("- " + n)
@@ -465,8 +483,7 @@ def main(argv):
     t0 = time.monotonic()
     print("connguard bench: %d alternating rounds%s; %s; load average %s" % (
         rounds, " (--quick)" if quick else "", machine(), " ".join("%.2f" % x for x in os.getloadavg())), flush=True)
-    print("  %-58s %14s %14s %10s %7s %12s  %s" % ("workload", "without", "with", "ratio", "noise", "target",
-                                                   "verdict"), flush=True)
+    print(ROWFMT % ("workload", "without", "with", "ratio", "noise", "CPU time", "target", "verdict"), flush=True)
     timings = []
     try:
         for key, names, meth in GROUPS:
