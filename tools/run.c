@@ -6,6 +6,7 @@
 #include "cg_tool.h"
 #include "cg_vars.h"
 #include "config.h"
+#include "stats.h"
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -373,6 +374,8 @@ int cmd_run(int argc, char **argv)
     return stdout_failed() ? EX_FAIL : EX_OK_;
   }
   run_check_target(cmd[0]);
+  /* Counters left by our own killed processes go now (bounded; `connguard clean` does all). */
+  cg_stats_reap(256, 8);
   fflush(NULL);
   execvp(cmd[0], cmd);
   int e = errno;

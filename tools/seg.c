@@ -295,7 +295,8 @@ static int explain_missing(pid_t pid, uid_t me, char *msg, size_t cap)
   int lib = maps_have(pid, "libconnguard.so", 0, 0);
   if (lib == 1)
     snprintf(msg, cap, "pid %d (%s) has libconnguard.so loaded but publishes no counters "
-             "(CONNGUARD_STATS=0 or CONNGUARD_DISABLE=1, or it is just starting)", (int)pid, comm);
+             "(it has made no socket yet, or CONNGUARD_STATS=0 or CONNGUARD_DISABLE=1, "
+             "or /dev/shm was full: the program said so on its stderr)", (int)pid, comm);
   else
     snprintf(msg, cap, "pid %d (%s) is not running under connguard (libconnguard.so is not loaded); "
              "start it with: connguard -- COMMAND", (int)pid, comm);

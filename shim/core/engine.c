@@ -127,7 +127,7 @@ void cg_init(void)
   cg_config_load(&cg_cfg, env_get, warn_stderr, NULL);
   if (!cg_cfg.disable) {
     cg_log_configure(&cg_cfg);
-    if (cg_cfg.stats) cg_stats_publish();
+    cg_stats_init(cg_cfg.stats);
     pthread_atfork(NULL, NULL, cg_after_fork_child);
     cg_enabled = 1;
   }

@@ -102,6 +102,7 @@ static uint32_t seg_stack(uint32_t id, const uintptr_t *pcs, int n)
   uint64_t k = atomic_fetch_add_explicit(&cg_stats->leak_stacks_used, 1, memory_order_relaxed);
   if (k >= CG_STATS_STACKS) goto full;
   struct cg_leak_stack *st = &cg_stats->stacks[k];
+  if (!cg_stats_room(st, sizeof *st)) goto full;   /* /dev/shm is full: the entry stays unused */
   if (n > CG_STATS_STACK) n = CG_STATS_STACK;
   for (int f = 0; f < n; f++) st->pcs[f] = pcs[f];
   st->nframes = (uint32_t)n;
@@ -128,8 +129,14 @@ static void slot_publish(struct cg_fd *e, int fd, unsigned via, const uintptr_t 
     CG_STAT_ADD(leak_unpublished, 1);
     return;
   }
-  uint32_t stack = seg_stack(e->stack_id, pcs, n);
   struct cg_leak_slot *s = &cg_stats->leaks[i];
+  if (!cg_stats_room(s, sizeof *s)) {
+    /* /dev/shm is full: the slot's page cannot be had (a store would raise SIGBUS). */
+    atomic_fetch_and_explicit(&slot_bits[i / 64], ~(1ULL << (i % 64)), memory_order_acq_rel);
+    CG_STAT_ADD(leak_unpublished, 1);
+    return;
+  }
+  uint32_t stack = seg_stack(e->stack_id, pcs, n);
   slot_write_begin(s);
   s->fd = fd;
   s->kind = e->kind;

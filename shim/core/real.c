@@ -29,6 +29,7 @@ void cg_real_init(void)
   R(epoll_ctl); R(epoll_wait); R(epoll_pwait); R(epoll_pwait2); R(getaddrinfo);
   R(dup2); R(dup3); R(close_range); R(closefrom); R(fork); R(accept); R(accept4);
   R(socketpair); R(dup); R(fcntl); R(fcntl64); R(fclose);
+  R(execve); R(execvpe); R(execvp); R(fexecve); R(execveat); R(quick_exit);
 #undef R
   resolving = 0;
   atomic_store_explicit(&cg_real_state, 2, memory_order_release);

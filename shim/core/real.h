@@ -36,6 +36,13 @@ struct cg_real {
   int (*fcntl)(int, int, ...);
   int (*fcntl64)(int, int, ...);   /* what _FILE_OFFSET_BITS=64 builds call (python3) */
   int (*fclose)(void *);
+  /* exec family and quick_exit: only to remove our /dev/shm file first (hooks/exec.c, exit.c) */
+  int (*execve)(const char *, char *const[], char *const[]);
+  int (*execvpe)(const char *, char *const[], char *const[]);
+  int (*execvp)(const char *, char *const[]);
+  int (*fexecve)(int, char *const[], char *const[]);
+  int (*execveat)(int, const char *, char *const[], char *const[], int);
+  void (*quick_exit)(int);
 };
 
 extern struct cg_real cg_real;

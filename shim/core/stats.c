@@ -1,9 +1,16 @@
 #include "stats.h"
+#include "log.h"
+#include "shm.h"
+#include "policy.h"
+#include "fmt.h"
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,13 +18,39 @@
 static struct cg_stats private_stats;
 struct cg_stats *cg_stats = &private_stats;
 atomic_uint cg_stats_gen;
-static pid_t published_pid;
 static uint32_t leak_mode_v, leak_age_v;
 
 /* Everything before leaks[]: the slots and stacks are only ever written in a published segment,
  * so copies and resets leave them alone (touching them would cost each process a megabyte of
  * shm). */
 #define CG_STATS_HEAD offsetof(struct cg_stats, leaks)
+
+/* Which 4 KiB pages of the current segment are reserved (cg_stats_room); all ones while the
+ * counters are private memory. */
+_Atomic uint64_t cg_stats_backed[CG_STATS_PAGE_WORDS] = { [0 ... CG_STATS_PAGE_WORDS - 1] = ~0ULL };
+
+static void backed_all(void)
+{
+  for (int i = 0; i < CG_STATS_PAGE_WORDS; i++) atomic_store_explicit(&cg_stats_backed[i], ~0ULL, memory_order_relaxed);
+}
+static void backed_head(void)
+{
+  for (int i = 0; i < CG_STATS_PAGE_WORDS; i++) atomic_store_explicit(&cg_stats_backed[i], 0, memory_order_relaxed);
+  for (size_t p = 0; p <= (CG_STATS_HEAD - 1) / CG_STATS_PAGE; p++)
+    atomic_fetch_or_explicit(&cg_stats_backed[p / 64], 1ULL << (p % 64), memory_order_relaxed);
+}
+
+int cg_stats_room_slow(const void *p, size_t n)
+{
+  struct cg_stats *s = cg_stats;
+  size_t off = (size_t)((const char *)p - (const char *)s);
+  size_t a = off / CG_STATS_PAGE, b = (off + n - 1) / CG_STATS_PAGE;
+  if (s == &private_stats) return 1;
+  if (cg_shm_reserve((char *)s + a * CG_STATS_PAGE, (b - a + 1) * CG_STATS_PAGE) != 0) return 0;
+  for (size_t q = a; q <= b; q++)
+    atomic_fetch_or_explicit(&cg_stats_backed[q / 64], 1ULL << (q % 64), memory_order_relaxed);
+  return 1;
+}
 
 void cg_stats_set_leak(uint32_t mode, uint32_t age_ms)
 {
@@ -48,68 +81,203 @@ static void fill_header(struct cg_stats *s)
   s->leak_age_ms = leak_age_v;
 }
 
+/* ---- segments of dead processes ---- */
+
+/* "connguard.<uid>.<pid>" with our uid: the pid, else 0. */
+static pid_t seg_name_pid(const char *name, unsigned uid)
+{
+  if (strncmp(name, "connguard.", 10)) return 0;
+  const char *p = name + 10;
+  unsigned long long u = 0, v = 0;
+  int nd = 0;
+  for (; *p >= '0' && *p <= '9' && nd < 11; p++, nd++) u = u * 10 + (unsigned)(*p - '0');
+  if (!nd || *p != '.' || u != uid) return 0;
+  p++;
+  nd = 0;
+  for (; *p >= '0' && *p <= '9' && nd < 11; p++, nd++) v = v * 10 + (unsigned)(*p - '0');
+  if (!nd || *p || v > 0x7fffffffULL) return 0;
+  return (pid_t)v;
+}
+
+struct linux_dirent64_ {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+unsigned cg_stats_reap(unsigned max_checks, unsigned max_batches)
+{
+  /* Static: only ever called by one thread at a time (publication is once per process, the
+   * tool is single-threaded), and a hook may run on a small thread stack. */
+  static char buf[8192] __attribute__((aligned(8)));
+  unsigned uid = (unsigned)geteuid(), removed = 0, checks = 0;
+  pid_t me = getpid();
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  int dfd = (int)syscall(SYS_openat, AT_FDCWD, "/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (dfd < 0) return 0;
+  for (unsigned batch = 0; batch < max_batches && checks < max_checks; batch++) {
+    long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n && checks < max_checks;) {
+      struct linux_dirent64_ *d = (struct linux_dirent64_ *)(buf + off);
+      off += d->d_reclen;
+      pid_t pid = seg_name_pid(d->d_name, uid);
+      if (pid <= 0 || pid == me) continue;
+      checks++;
+      struct stat a, b;
+      /* Our own regular files only: another user's name with our uid in it is not ours. */
+      if (fstatat(dfd, d->d_name, &a, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(a.st_mode) || a.st_uid != uid) continue;
+      /* A modification time in the future was set on purpose (a segment kept for study, the
+       * tool's tests): `connguard clean` judges those, not every starting process. */
+      if (a.st_mtim.tv_sec > now.tv_sec + 60) continue;
+      if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+      /* Dead. A new process that got the pid meanwhile would have made a new file: remove only
+       * the one we looked at. */
+      if (fstatat(dfd, d->d_name, &b, AT_SYMLINK_NOFOLLOW) != 0 || b.st_ino != a.st_ino) continue;
+      if (unlinkat(dfd, d->d_name, 0) == 0) removed++;
+    }
+  }
+  syscall(SYS_close, dfd);
+  return removed;
+}
+
+/* ---- publication ---- */
+
 /* The name carries the uid that owns the file (the effective one: a setuid program's segment
  * belongs to its owner, and the tool finds it by the reader's euid). Kept for the unlink: the
  * program may change its uid later. */
 static char published_path[96];
+static pid_t published_pid;      /* the file at published_path is this process's */
+static pid_t mapped_pid;         /* cg_stats is a shared mapping made by this pid */
+static atomic_int publish_busy;
+static int warned;
+int cg_stats_pending;
+int cg_stats_exec_pending;
+
+static void warn_private(const char *path, int status, int err)
+{
+  if (warned) return;
+  warned = 1;
+  char line[320];
+  struct cg_buf b;
+  cg_buf_init(&b, line, sizeof line);
+  cg_buf_puts(&b, "connguard: warning: ");
+  cg_buf_puts(&b, path);
+  if (status == CG_SHM_SQUATTED) cg_buf_puts(&b, " exists and is not ours (another user's file, or not a regular file): left alone");
+  else {
+    cg_buf_puts(&b, status == CG_SHM_NOSPACE ? ": no room in /dev/shm (" : ": cannot create (");
+    const char *n = cg_errno_name(err);
+    if (n) cg_buf_puts(&b, n);
+    else { cg_buf_puts(&b, "errno "); cg_buf_i64(&b, err); }
+    cg_buf_putc(&b, ')');
+  }
+  cg_buf_puts(&b, "; live counters stay private to the process (connguard stat/top/metrics/leaks cannot see it)\n");
+  cg_log_warning(b.p, b.len);
+}
 
 void cg_stats_publish(void)
 {
   char path[96];
   pid_t pid = getpid();
-  if (published_pid == pid) return;
+  if (published_pid == pid) { cg_stats_pending = 0; return; }
+  if (atomic_exchange(&publish_busy, 1)) return;   /* another thread is at it; we stay pending */
+  int save = errno;
   cg_stats_path(path, sizeof path, geteuid(), pid);
-  /* Raw syscalls: this is our file, the program's hooks must not see it. */
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) {
-    /* Left behind by an earlier image of this pid (exec) or a killed process. */
-    unlink(path);
-    fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  /* Bounded: one directory read, a few checks (the rest is left to later processes). */
+  cg_stats_reap(16, 1);
+  int status, err;
+  struct cg_stats *s = cg_shm_create(path, sizeof(struct cg_stats), CG_STATS_HEAD, CG_SHM_REPLACE, &status, &err);
+  if (!s) {
+    warn_private(path, status, err);
+    cg_stats_pending = 0;
+    atomic_store(&publish_busy, 0);
+    errno = save;
+    return;
   }
-  if (fd < 0) return;
-  void *m = MAP_FAILED;
-  if (ftruncate(fd, sizeof(struct cg_stats)) == 0)
-    m = mmap(0, sizeof(struct cg_stats), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  syscall(SYS_close, fd);
-  if (m == MAP_FAILED) { unlink(path); return; }
-  struct cg_stats *s = m;
+  struct cg_stats *old = cg_stats;
+  int from_map = old != &private_stats && mapped_pid == pid;
   /* Counters gathered before publishing carry over; the header goes last so that readers
    * never see a valid magic on a half-filled segment. */
-  memcpy((char *)s + 16, (char *)cg_stats + 16, CG_STATS_HEAD - 16);
+  memcpy((char *)s + 16, (char *)old + 16, (from_map ? CG_STATS_PAGE : CG_STATS_HEAD) - 16);
+  if (from_map) {
+    /* Our earlier segment, unlinked by an exec() that failed: its slots and stacks stay where
+     * they are (leak.c holds their indices), so every page in use moves over. */
+    for (size_t p = 1; p < CG_STATS_PAGES; p++) {
+      if (!(atomic_load_explicit(&cg_stats_backed[p / 64], memory_order_relaxed) & (1ULL << (p % 64)))) continue;
+      size_t off = p * CG_STATS_PAGE, len = sizeof *s - off < CG_STATS_PAGE ? sizeof *s - off : CG_STATS_PAGE;
+      if (cg_shm_reserve((char *)s + off, len) != 0) {
+        atomic_fetch_and_explicit(&cg_stats_backed[p / 64], ~(1ULL << (p % 64)), memory_order_relaxed);
+        continue;   /* no room: those slots stay unseen by the tool, never a SIGBUS */
+      }
+      memcpy((char *)s + off, (char *)old + off, len);
+    }
+  } else {
+    backed_head();
+  }
   fill_header(s);
   atomic_thread_fence(memory_order_release);
   s->magic = CG_STATS_MAGIC;
   cg_stats = s;
-  atomic_fetch_add_explicit(&cg_stats_gen, 1, memory_order_relaxed);
+  if (!from_map) atomic_fetch_add_explicit(&cg_stats_gen, 1, memory_order_relaxed);
+  else munmap(old, sizeof *old);
   memcpy(published_path, path, sizeof published_path);
+  mapped_pid = pid;
   published_pid = pid;
   cg_stats_pending = 0;
+  atomic_store(&publish_busy, 0);
+  errno = save;
 }
 
+/* Async-signal-safe: _exit and exec hooks call it. */
 void cg_stats_unpublish(void)
 {
-  if (published_pid != getpid()) return;
-  unlink(published_path);
+  if (!published_pid || published_pid != (pid_t)syscall(SYS_getpid)) return;
   published_pid = 0;
+  syscall(SYS_unlink, published_path);
 }
 
-int cg_stats_pending;
+void cg_stats_before_exec(void)
+{
+  if (!published_pid || published_pid != (pid_t)syscall(SYS_getpid)) return;
+  cg_stats_unpublish();
+  cg_stats_exec_pending = 1;
+}
+
+void cg_stats_exec_failed(void)
+{
+  /* The old image goes on: its counters come back into view at the next socket activity. */
+  if (cg_stats_exec_pending) { cg_stats_exec_pending = 0; cg_stats_pending = 1; }
+}
+
+void cg_stats_init(int on)
+{
+  /* Nothing in /dev/shm until the first socket: most processes (shells, sleep) never make one. */
+  cg_stats_pending = on;
+}
 
 void cg_stats_after_fork(void)
 {
   /* Published on the child's first socket activity, not here: a child that only execs or
    * _exits would otherwise leave a file behind (a shell forks several per command line). */
   cg_stats_pending = 1;
+  cg_stats_exec_pending = 0;
+  published_pid = 0;
+  atomic_store(&publish_busy, 0);
+  warned = 0;
   /* The child starts from zero counters; the parent's shared mapping stays the parent's. */
-  if (published_pid) {
+  if (cg_stats != &private_stats) {
     struct cg_stats *old = cg_stats;
     memset(&private_stats, 0, CG_STATS_HEAD);
     cg_stats = &private_stats;
     munmap(old, sizeof *old);
-    published_pid = 0;
   } else {
     memset(&private_stats, 0, CG_STATS_HEAD);
   }
+  mapped_pid = 0;
+  backed_all();
   private_stats.leak_mode = leak_mode_v;
   private_stats.leak_age_ms = leak_age_v;
   /* The parent's stacks[] indices are no use in the child's own segment. */

@@ -1,10 +1,12 @@
 /* Live counters, published per process in a shared-memory file that `connguard stat/top/
- * metrics/leaks` read from outside: /dev/shm/connguard.<uid>.<pid>, mode 0600, removed at exit.
+ * metrics/leaks` read from outside: /dev/shm/connguard.<uid>.<pid>, mode 0600, created by
+ * shim/core/shm.c, removed on every exit path.
  * No thread and no signal handler in the program: the shim only updates atomics in place.
  * The layout is versioned; readers check magic, version and size before trusting anything. */
 #ifndef CG_STATS_H
 #define CG_STATS_H
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -102,16 +104,47 @@ struct cg_stats {
 
 /* Private until cg_stats_publish() maps the shared file; always valid to increment. */
 extern struct cg_stats *cg_stats;
+/* Lifecycle (docs/hostile.md): no file until the process first has socket activity; the file
+ * goes on exit, _exit/_Exit, exec (back after a failed exec) and at the next shim process or
+ * tool run of the same user once the process is dead (killed). A full /dev/shm or a squatted
+ * name: one warning, counters stay private. */
+void cg_stats_init(int on);      /* at load: publication pending when on */
 void cg_stats_publish(void);     /* creates /dev/shm/connguard.<uid>.<pid> (lazily, once per process) */
-void cg_stats_unpublish(void);   /* at exit */
+void cg_stats_unpublish(void);   /* exit paths; async-signal-safe */
+void cg_stats_before_exec(void); /* removes the file; async-signal-safe */
+void cg_stats_exec_failed(void); /* the image goes on: published again on next use */
 void cg_stats_after_fork(void);  /* child: fresh counters; its own file on first use */
+/* Removes segments of our euid whose process is dead (kill(pid, 0) == ESRCH), never another
+ * user's file, never a live pid's. Bounded: at most max_checks names examined, max_batches
+ * directory reads. Returns how many were removed. */
+unsigned cg_stats_reap(unsigned max_checks, unsigned max_batches);
 /* Changes whenever cg_stats starts pointing at another segment (published, or a fork child's
  * fresh counters): what leak.c remembers about where its stacks are in stacks[] holds for one
  * generation only. */
 extern atomic_uint cg_stats_gen;
-/* Set in a forked child until it publishes: hooks with socket activity call cg_stats_use(). */
+/* Set until the process publishes: hooks with socket activity call cg_stats_use(). */
 extern int cg_stats_pending;
+extern int cg_stats_exec_pending;
 static inline void cg_stats_use(void) { if (__builtin_expect(cg_stats_pending, 0)) cg_stats_publish(); }
+
+/* Only the head of a segment is reserved at creation; the pages of leaks[] and stacks[] are
+ * reserved on first use (a page of tmpfs that cannot be allocated would SIGBUS the program).
+ * cg_stats_room(p, n): 1 when [p, p+n) of *cg_stats may be written, 0 when /dev/shm is full
+ * (leave the slot or stack out, counted). One bit test when already reserved. */
+#define CG_STATS_PAGE 4096
+#define CG_STATS_PAGES ((sizeof(struct cg_stats) + CG_STATS_PAGE - 1) / CG_STATS_PAGE)
+#define CG_STATS_PAGE_WORDS ((int)((CG_STATS_PAGES + 63) / 64))
+extern _Atomic uint64_t cg_stats_backed[CG_STATS_PAGE_WORDS];
+int cg_stats_room_slow(const void *p, size_t n);
+static inline int cg_stats_room(const void *p, size_t n)
+{
+  size_t off = (size_t)((const char *)p - (const char *)cg_stats);
+  size_t a = off / CG_STATS_PAGE, b = (off + n - 1) / CG_STATS_PAGE;
+  uint64_t wa = atomic_load_explicit(&cg_stats_backed[a / 64], memory_order_relaxed);
+  uint64_t wb = atomic_load_explicit(&cg_stats_backed[b / 64], memory_order_relaxed);
+  if ((wa >> (a % 64) & 1) && (wb >> (b % 64) & 1)) return 1;
+  return cg_stats_room_slow(p, n);
+}
 /* Leak tracking parameters published in the header (kept across fork). */
 void cg_stats_set_leak(uint32_t mode, uint32_t age_ms);
 /* Path of a process's stats file. */

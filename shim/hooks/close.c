@@ -3,6 +3,7 @@
 #include "hook.h"
 #include "leak.h"
 #include "watchdog.h"
+#include "fdutil.h"
 #include <linux/close_range.h>
 
 static void forget_range(unsigned lo, unsigned hi)
@@ -39,7 +40,5 @@ CG_EXPORT void closefrom(int lo)
   if (lo < 0) lo = 0;
   forget_range((unsigned)lo, ~0u);
   if (cg_real_peek() && cg_real.closefrom) { cg_real.closefrom(lo); return; }
-  if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0) != 0) {
-    for (int fd = lo; fd < 65536; fd++) syscall(SYS_close, fd);
-  }
+  if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0) != 0) cg_closefrom_fallback((unsigned)lo);
 }
