@@ -13,7 +13,7 @@ round (so a noisy neighbour hits both sides alike), and compares medians with th
       CONNGUARD_COORDINATE=off against on when shim/cg_vars.h has that variable.
   whole programs: ab -n 5000 -c 8 requests/s (shim in ab only) against tests/clients/bench_httpd;
       curl fetching 200 URLs in one process (wall); /usr/bin/python3 making 2,000 connections
-      (timed by the script itself: the median of 3 such loops in one process); these two short
+      (timed by the script itself: the fastest of 3 such loops in one process, as timeit does); these two short
       runs get twice the rounds; start-up of /bin/true (tests/clients/bench_spawn, median of
       300 pairs); bytes per open socket (tests/clients/bench_sockmem: RSS growth over 10,000
       connected sockets); TLS handshakes (bench_tls.py's in-process method).
@@ -289,7 +289,7 @@ class Bench:
                 "    for _ in range(n):\n"
                 "        s=socket.create_connection(a); s.close()\n"
                 "    r.append((time.perf_counter()-t, time.process_time()-c))\n"
-                "print(sorted(r)[1][0], sorted(x[1] for x in r)[1])\n")
+                "print(min(x[0] for x in r), min(x[1] for x in r))\n")
 
         def one(pre):
             w, c = run([PYTHON, "-c", code, "2000", port], pre).split()[:2]
