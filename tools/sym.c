@@ -2,6 +2,7 @@
 #include "cg_tool.h"
 #include <elf.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -393,12 +394,18 @@ static int ask(struct a2l *k, uint64_t addr, struct sym *s)
   return s->func[0] || s->file[0] ? 0 : -1;
 }
 
-/* The shim names the main program by argv[0] when dladdr gives no path ("curl"): look it up
- * in PATH, which is right when the log is symbolized where it was written. */
+/* The shim records absolute paths; older logs name the main program by argv[0] ("curl",
+ * "./app"), and a library loaded by a relative path keeps it. A bare name is looked up in
+ * PATH, a relative path from the current directory: right when the log is symbolized where
+ * the program was started. */
 static const char *find_module(const char *module, char *buf, size_t cap)
 {
   if (module[0] == '/') return module;
-  if (strchr(module, '/') || !strcmp(module, "?")) return NULL;
+  if (!strcmp(module, "?")) return NULL;
+  if (strchr(module, '/')) {
+    char *r = cap >= PATH_MAX ? realpath(module, buf) : NULL;
+    return r && access(r, R_OK) == 0 ? r : NULL;
+  }
   const char *path = getenv("PATH");
   if (!path) return NULL;
   while (*path) {

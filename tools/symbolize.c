@@ -8,6 +8,7 @@
 #include "sym.h"
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -77,12 +78,22 @@ static void do_record(struct lrec *rec, struct sym_stats *st)
   }
 }
 
+/* Whether stdout is a pipe whose reader went away (`connguard symbolize LOG | head`): normal,
+ * nothing more to do and nothing to complain about. SIGPIPE is ignored (main.c), so writes
+ * fail with EPIPE; poll tells a gone reader (POLLERR) from other write errors. */
+static int reader_gone(void)
+{
+  if (!ferror(stdout)) return 0;
+  struct pollfd p = { fileno(stdout), POLLOUT, 0 };
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
 static int one_file(FILE *f, const char *name, struct sym_stats *st)
 {
   struct lreader r;
   struct lrec rec;
   lr_init(&r, f, name);
-  for (;;) {
+  while (!ferror(stdout)) {   /* once the output is gone, stop reading */
     enum lr_kind k = lr_next(&r, &rec);
     if (k == LR_EOF) break;
     if (k == LR_RECORD) { do_record(&rec, st); lrec_free(&rec); continue; }
@@ -119,7 +130,7 @@ int cmd_symbolize(int argc, char **argv)
   if (optind >= argc) {
     fail |= one_file(stdin, "<stdin>", &st) != 0;
   } else {
-    for (int i = optind; i < argc; i++) {
+    for (int i = optind; i < argc && !ferror(stdout); i++) {
       FILE *f = strcmp(argv[i], "-") ? fopen(argv[i], "re") : stdin;
       if (!f) { errorf("symbolize: cannot open %s: %s", argv[i], strerror(errno)); fail = 1; continue; }
       struct stat fst;
@@ -134,7 +145,11 @@ int cmd_symbolize(int argc, char **argv)
     }
   }
   sym_shutdown();
-  if (stdout_failed()) { errorf("symbolize: cannot write the output"); return EX_FAIL; }
+  if (stdout_failed()) {
+    if (reader_gone()) return fail ? EX_FAIL : EX_OK_;
+    errorf("symbolize: cannot write the output");
+    return EX_FAIL;
+  }
   if (st.malformed) {
     errorf("symbolize: %ld malformed record line%s passed through unchanged (first: %s line %ld: %s)",
            st.malformed, st.malformed == 1 ? "" : "s", st.bad_file, st.first_bad, st.bad_why);

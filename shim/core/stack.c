@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/auxv.h>
 #include <unwind.h>
 #include <unistd.h>
 
@@ -109,6 +110,15 @@ int cg_stack_capture(uintptr_t *pcs, int max)
 
 static char exe_path[512];
 
+/* Load base of the main program (its program headers lie in its first mapping). */
+static void *main_base(void)
+{
+  static void *base;
+  Dl_info mi;
+  if (!base && dladdr((void *)getauxval(AT_PHDR), &mi)) base = mi.dli_fbase;
+  return base;
+}
+
 void cg_stack_symbolize(uintptr_t pc, struct cg_frame *f)
 {
   Dl_info di;
@@ -118,8 +128,9 @@ void cg_stack_symbolize(uintptr_t pc, struct cg_frame *f)
   /* A return address points after the call; look up pc-1 so the call's function is named. */
   if (pc && dladdr((void *)(pc - 1), &di)) {
     f->offset = pc - (uintptr_t)di.dli_fbase;
-    /* glibc names the main program by argv[0] ("curl"): give its real path instead. */
-    if (di.dli_fname && strchr(di.dli_fname, '/')) {
+    /* glibc names the main program by argv[0] ("curl", "./app"): give its real path instead,
+     * so that the frame still resolves from another directory. */
+    if (di.dli_fname && strchr(di.dli_fname, '/') && (di.dli_fname[0] == '/' || di.dli_fbase != main_base())) {
       f->module = di.dli_fname;
     } else {
       if (!exe_path[0]) {

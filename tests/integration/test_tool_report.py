@@ -186,3 +186,46 @@ def test_symbolize_resolves_frames_in_text_and_json():
     r = tu.tool(["symbolize", os.path.join(d, "nope")])
     check(r.returncode == 1 and "cannot open" in r.err, "missing file", got=r.err)
     shutil.rmtree(d)
+
+
+def test_symbolize_program_started_by_relative_path():
+    """`connguard -- ./app`: the shim records the program's absolute path (dladdr gives
+    "./app"), so symbolize resolves its frames from any directory; a log that still names
+    "./app" resolves from the directory the program was started in."""
+    d = cglib.tmpdir()
+    shutil.copy(os.path.realpath(tu.LEAKY), os.path.join(d, "app"))
+    log = os.path.join(d, "t.log")
+    p = cglib.spawn([tu.TOOL, "--retries", "0", "--log", log, "--", "./app", str(cglib.free_port())], cwd=d,
+                    stdout=cglib.subprocess.PIPE, stderr=cglib.subprocess.PIPE)
+    line = p.stdout.readline().decode()
+    check(line.startswith("ready"), "app started", got=line)
+    cglib.stop(p)
+    text = open(log).read()
+    app = os.path.join(os.path.realpath(d), "app")
+    check(re.search(r"#0 0x[0-9a-f]+ in \S+ \(%s\+0x" % re.escape(app), text), "absolute module path recorded", got=text)
+    check("(./app+" not in text, "no relative module path", got=text)
+    r = tu.tool(["symbolize", log])   # from the test's directory, not d
+    check(r.returncode == 0 and re.search(r"#0 0x[0-9a-f]+ in do_connect \S*leaky\.c:\d+ ", r.out), "resolved", got=r.out + r.err)
+    # An older log naming ./app: resolved against the current directory.
+    old = os.path.join(d, "old.log")
+    with open(old, "w") as f:
+        f.write(text.replace("(%s+" % app, "(./app+"))
+    r = cglib.run([tu.TOOL, "symbolize", old], preload=False, cwd=d)
+    check(r.returncode == 0 and re.search(r"#0 0x[0-9a-f]+ in do_connect \S*leaky\.c:\d+ \(\./app\+0x", r.out),
+          "relative module resolved from the start directory", got=r.out + r.err)
+    shutil.rmtree(d)
+
+
+def test_symbolize_into_a_closed_pipe_is_quiet():
+    """`connguard symbolize LOG | head -1`: the reader goes away; no message, status 0."""
+    d = cglib.tmpdir()
+    log = os.path.join(d, "big.log")
+    p, _ = tu.start(["--retries", "0", "--log", log, "--", os.path.realpath(tu.LEAKY), str(cglib.free_port())])
+    cglib.stop(p)
+    text = open(log).read()
+    with open(log, "w") as f:
+        f.write(text * (2_000_000 // max(len(text), 1) + 1))   # well past a pipe's buffer
+    r = cglib.run(["bash", "-c", 'set -o pipefail; "$0" symbolize "$1" | head -1 >/dev/null', tu.TOOL, log],
+                  preload=False, timeout=60)
+    check(r.returncode == 0 and r.err == "", "quiet, status 0", got="rc=%d err=%r" % (r.returncode, r.err))
+    shutil.rmtree(d)
