@@ -224,14 +224,16 @@ static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const s
                    const struct sockaddr *peer, socklen_t plen)
 {
   pid_t me = cg_leak_self_pid();
-  uintptr_t pcs[LEAK_FRAMES];
-  int n = stack_depth() > 0 ? cg_stack_capture(pcs, stack_depth()) : 0;
+  /* Interned once per call site (stack.h's cache): no unwind for a site seen before. */
+  const uintptr_t *pcs = NULL;
+  uint32_t id = stack_depth() > 0 ? cg_stack_id_here(stack_depth()) : 0;
+  int n = id ? cg_stacktab_get(id, &pcs) : 0;
   e->kind = kind;
   e->created_ns = cg_realtime_ns();
   e->owner = me;
   e->dev = st->st_dev;
   e->ino = st->st_ino;
-  e->stack_id = cg_stacktab_intern(pcs, n);
+  e->stack_id = id;
   set_peer(e, peer, plen);
   atomic_store_explicit(&e->slot, 0, memory_order_relaxed);
   slot_publish(e, fd, via, pcs, n, peer, plen);

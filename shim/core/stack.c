@@ -1,5 +1,7 @@
 #include "stack.h"
+#include "config.h"
 #include "fdutil.h"
+#include "stacktab.h"
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
@@ -12,10 +14,12 @@
 
 typedef _Unwind_Reason_Code (*bt_fn)(_Unwind_Trace_Fn, void *);
 typedef _Unwind_Ptr (*getip_fn)(struct _Unwind_Context *);
+typedef _Unwind_Word (*getcfa_fn)(struct _Unwind_Context *);
 
 /* libgcc_s entry points, resolved once. */
 static bt_fn ug_backtrace;
 static getip_fn ug_getip;
+static getcfa_fn ug_getcfa;
 static atomic_int state;            /* 0 not loaded, 1 loading, 2 ready, 3 unavailable */
 static __thread int loading_here;   /* this thread is inside the load (a signal handler too) */
 static uintptr_t self_lo, self_hi;
@@ -64,13 +68,14 @@ static int unwinder_ready(void)
   if (atomic_compare_exchange_strong(&state, &expect, 1)) {
     int saved = errno;
     loading_here = 1;
-    dl_iterate_phdr(find_self, (void *)(uintptr_t)&cg_addr_is_ours);
+    if (!self_hi) dl_iterate_phdr(find_self, (void *)(uintptr_t)&cg_addr_is_ours);
     void *h = dlopen("libgcc_s.so.1", RTLD_LAZY | RTLD_LOCAL);
     if (h) {
       ug_backtrace = (bt_fn)dlsym(h, "_Unwind_Backtrace");
       ug_getip = (getip_fn)dlsym(h, "_Unwind_GetIP");
+      ug_getcfa = (getcfa_fn)dlsym(h, "_Unwind_GetCFA");
     }
-    int ok = ug_backtrace && ug_getip;
+    int ok = ug_backtrace && ug_getip && ug_getcfa;
     if (!ok) (void)dlerror();   /* the failure is ours: the program's next dlerror() must not report it */
     loading_here = 0;
     errno = saved;
@@ -81,10 +86,137 @@ static int unwinder_ready(void)
   return s == 2;
 }
 
-/* One walk: frames kept in pcs (ours skipped) until max of them or the end of the tables. */
+/* ---------- call-site cache ----------
+ * A full unwind costs microseconds; most stacks are made again and again from the same call
+ * site at the same depth. The key is where the capture was asked from: the return address
+ * into the asking function's caller (ra) and the asking function's frame address (fp, which
+ * pins the stack depth and the stack itself: another thread's stack has other addresses).
+ * A hit is accepted only when every return address of the cached stack is still in its slot
+ * on the stack (slot = the frame's CFA - 8 on x86_64, checked when the entry is made) and no
+ * library was unloaded since (dl_iterate_phdr's dlpi_subs): a fork child, another caller
+ * with the same depth, code replaced at the same address all get a fresh capture. Shared by
+ * all threads, lock-free (a sequence count per entry), no allocation: signal-safe for hits.
+ * docs/design.md, "Stacks", says what this cannot see. */
+#define CS_ENTRIES 1024                   /* power of two */
+#define CS_WAYS 4
+#define CS_RAW CG_STACK_RAW_MAX           /* verified frames per entry: ours + asked */
+#define CS_MAX_OFF (64u << 20)            /* a slot further than this above fp: not cached */
+
+struct cs_entry {
+  atomic_uint seq;       /* odd while written */
+  uint32_t id;           /* stacktab id, 0 when the table was full */
+  uintptr_t fp, ra;      /* key */
+  uint64_t gen;          /* dlpi_subs when made */
+  uint32_t max, n;       /* frames asked for; raw frames verified */
+  uint64_t ours[2];      /* bit i: val[i] is in the shim (not reported) */
+  uint32_t off[CS_RAW];  /* slot - fp */
+  uintptr_t val[CS_RAW]; /* return address expected in the slot */
+};
+
+/* .bss: only the pages entries land on cost memory. */
+static struct cs_entry cs_tab[CS_ENTRIES];
+static atomic_ulong cs_hits, cs_misses, cs_moved, cs_unloaded, cs_uncacheable;
+
+#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+static int subs_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+  *(uint64_t *)arg = (uint64_t)info->dlpi_subs;
+  return 1;   /* the counter is global: the first object is enough */
+}
+
+static uint64_t dl_gen(void)
+{
+  uint64_t g = 0;
+  dl_iterate_phdr(subs_cb, &g);
+  return g;
+}
+
+static unsigned cs_hash(uintptr_t fp, uintptr_t ra)
+{
+  uint64_t h = (uint64_t)fp * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ra * 0xc2b2ae3d27d4eb4fULL;
+  return (unsigned)(h >> 40) & (CS_ENTRIES - 1);
+}
+
+/* Program frames of a verified raw stack. */
+static int cs_pcs(const uintptr_t *val, const uint64_t ours[2], int n, uintptr_t *pcs, int max)
+{
+  int out = 0;
+  for (int i = 0; i < n && out < max; i++)
+    if (!(ours[i / 64] >> (i % 64) & 1)) pcs[out++] = val[i];
+  return out;
+}
+
+/* 1 and *id (and pcs[0..*npcs) when pcs is given) on a verified hit. */
+static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint64_t gen, uint32_t *id, uintptr_t *pcs, int *npcs)
+{
+  unsigned h = cs_hash(fp, ra);
+  for (int w = 0; w < CS_WAYS; w++) {
+    struct cs_entry *e = &cs_tab[(h + (unsigned)w) & (CS_ENTRIES - 1)];
+    unsigned s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+    if ((s1 & 1) || LD(e->fp) != fp || LD(e->ra) != ra) continue;
+    /* Copied, then the sequence re-checked, before anything read here is dereferenced. */
+    uint32_t off[CS_RAW];
+    uintptr_t val[CS_RAW];
+    uint64_t ours[2] = { LD(e->ours[0]), LD(e->ours[1]) }, egen = LD(e->gen);
+    uint32_t n = LD(e->n), emax = LD(e->max), eid = LD(e->id);
+    if (n > CS_RAW) continue;
+    for (uint32_t i = 0; i < n; i++) { off[i] = LD(e->off[i]); val[i] = LD(e->val[i]); }
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1) continue;
+    if (emax != (uint32_t)max) return 0;
+    if (egen != gen) { atomic_fetch_add_explicit(&cs_unloaded, 1, memory_order_relaxed); return 0; }
+    /* Slots ascend from fp: all lie in this thread's live stack as long as the frames below
+     * match (the first mismatch stops the walk). */
+    for (uint32_t i = 0; i < n; i++) {
+      if (off[i] >= CS_MAX_OFF || *(const uintptr_t *)(fp + off[i]) != val[i]) {
+        atomic_fetch_add_explicit(&cs_moved, 1, memory_order_relaxed);
+        return 0;
+      }
+    }
+    *id = eid;
+    if (pcs) *npcs = cs_pcs(val, ours, (int)n, pcs, max);
+    atomic_fetch_add_explicit(&cs_hits, 1, memory_order_relaxed);
+    return 1;
+  }
+  return 0;
+}
+
+static void cs_store(uintptr_t fp, uintptr_t ra, int max, uint64_t gen, uint32_t id,
+                     const uintptr_t *val, const uint32_t *off, const uint64_t ours[2], int n)
+{
+  unsigned h = cs_hash(fp, ra);
+  struct cs_entry *victim = NULL;
+  for (int w = 0; w < CS_WAYS; w++) {
+    struct cs_entry *e = &cs_tab[(h + (unsigned)w) & (CS_ENTRIES - 1)];
+    uintptr_t efp = LD(e->fp);
+    if (efp == fp && LD(e->ra) == ra) { victim = e; break; }   /* replace the stale one */
+    if (!victim && !efp) victim = e;
+  }
+  if (!victim) victim = &cs_tab[(h + (unsigned)((fp >> 4) % CS_WAYS)) & (CS_ENTRIES - 1)];
+  struct cs_entry *e = victim;
+  unsigned s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+  /* Someone (another thread, or the code this signal handler interrupted) is writing it. */
+  if ((s & 1) || !atomic_compare_exchange_strong_explicit(&e->seq, &s, s + 1, memory_order_acquire,
+                                                          memory_order_relaxed))
+    return;
+  atomic_thread_fence(memory_order_release);
+  ST(e->fp, fp); ST(e->ra, ra); ST(e->gen, gen); ST(e->id, id);
+  ST(e->max, (uint32_t)max); ST(e->n, (uint32_t)n);
+  ST(e->ours[0], ours[0]); ST(e->ours[1], ours[1]);
+  for (int i = 0; i < n; i++) { ST(e->off[i], off[i]); ST(e->val[i], val[i]); }
+  atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+}
+
+/* One full unwind: the frames above fp (the asking function's callers), until max frames
+ * outside the shim or the end of the unwind tables. */
 struct walk {
-  uintptr_t *pcs;
-  int n, max, raw;
+  uintptr_t fp;
+  int n, prog, max, cacheable;
+  uint64_t ours[2];
+  uintptr_t val[CS_RAW];
+  uint32_t off[CS_RAW];
 };
 
 static _Unwind_Reason_Code walk_step(struct _Unwind_Context *ctx, void *arg)
@@ -92,20 +224,77 @@ static _Unwind_Reason_Code walk_step(struct _Unwind_Context *ctx, void *arg)
   struct walk *w = arg;
   uintptr_t pc = ug_getip(ctx);
   if (!pc) return _URC_END_OF_STACK;
-  if (++w->raw > CG_STACK_RAW_MAX) return _URC_END_OF_STACK;
-  if (!cg_addr_is_ours(pc)) {
-    w->pcs[w->n++] = pc;
-    if (w->n >= w->max) return _URC_END_OF_STACK;
+  uintptr_t slot = (uintptr_t)ug_getcfa(ctx) - sizeof(uintptr_t);
+  if (slot <= w->fp) return _URC_NO_REASON;     /* the capture's own frames */
+  if (w->n >= CS_RAW) return _URC_END_OF_STACK;
+#if defined(__x86_64__)
+  /* Where the call put this return address; otherwise (a signal frame: the interrupted pc
+   * comes from the kernel's context) the stack is reported but not cached. */
+  if (slot - w->fp >= CS_MAX_OFF || *(const uintptr_t *)slot != pc) w->cacheable = 0;
+#else
+  w->cacheable = 0;
+#endif
+  int i = w->n++;
+  w->val[i] = pc;
+  w->off[i] = (uint32_t)(slot - w->fp);
+  if (cg_addr_is_ours(pc)) {
+    w->ours[i / 64] |= 1ULL << (i % 64);
+  } else if (++w->prog >= w->max) {
+    return _URC_END_OF_STACK;
   }
   return _URC_NO_REASON;
 }
 
-int cg_stack_capture(uintptr_t *pcs, int max)
+/* The cached or freshly captured stack asked for from frame fp, returning to ra: its
+ * stacktab id, and its frames when pcs is given. */
+__attribute__((noinline)) static uint32_t stack_at(uintptr_t fp, uintptr_t ra, int max, uintptr_t *pcs, int *npcs)
 {
+  uint32_t id = 0;
+  int n = 0;
+  if (npcs) *npcs = 0;
   if (max <= 0 || !unwinder_ready()) return 0;
-  struct walk w = { pcs, 0, max, 0 };
+  if (max > CG_MAX_STACK) max = CG_MAX_STACK;
+  uint64_t gen = dl_gen();
+  if (cs_lookup(fp, ra, max, gen, &id, pcs, npcs)) return id;
+  atomic_fetch_add_explicit(&cs_misses, 1, memory_order_relaxed);
+  struct walk w;
+  w.fp = fp; w.n = 0; w.prog = 0; w.max = max; w.cacheable = 1; w.ours[0] = w.ours[1] = 0;
   ug_backtrace(walk_step, &w);
-  return w.n;
+  uintptr_t mine[CG_MAX_STACK];
+  if (!pcs) pcs = mine;
+  n = cs_pcs(w.val, w.ours, w.n, pcs, max);
+  if (npcs) *npcs = n;
+  id = cg_stacktab_intern(pcs, n);
+  if (w.cacheable && w.n > 0) cs_store(fp, ra, max, gen, id, w.val, w.off, w.ours, w.n);
+  else atomic_fetch_add_explicit(&cs_uncacheable, 1, memory_order_relaxed);
+  return id;
+}
+
+__attribute__((noinline)) int cg_stack_capture(uintptr_t *pcs, int max)
+{
+  int n = 0;
+  stack_at((uintptr_t)__builtin_frame_address(0), (uintptr_t)__builtin_return_address(0), max, pcs, &n);
+  return n;
+}
+
+__attribute__((noinline)) uint32_t cg_stack_id_here(int max)
+{
+  return stack_at((uintptr_t)__builtin_frame_address(0), (uintptr_t)__builtin_return_address(0), max, NULL, NULL);
+}
+
+void cg_stack_cache_counts(struct cg_stack_counts *c)
+{
+  c->hits = atomic_load(&cs_hits);
+  c->misses = atomic_load(&cs_misses);
+  c->moved = atomic_load(&cs_moved);
+  c->unloaded = atomic_load(&cs_unloaded);
+  c->uncacheable = atomic_load(&cs_uncacheable);
+}
+
+void cg_stack_set_self(uintptr_t lo, uintptr_t hi)
+{
+  self_lo = lo;
+  self_hi = hi;
 }
 
 static char exe_path[512];
