@@ -21,6 +21,7 @@
   X(LEAKS,              ENUM,  "exit",    "off | exit: report leaked sockets at exit") \
   X(LEAK_EXITCODE,      COUNT, "0",       "exit status when leaks are found and the program would exit 0 (0 = unchanged)") \
   X(LEAK_AGE_MS,        MS,    "30000",   "CLOSE_WAIT or open age after which a socket is a live leak candidate") \
+  X(PYSTACK,            ENUM,  "on",      "on | off: Python frames (CPython 3.9-3.13) in failure and leak records") \
   X(SUPPRESSIONS,       STR,   "",        "file of leak:PATTERN lines matched against frame symbols and modules") \
   X(STATS,              BOOL,  "1",       "publish live counters in /dev/shm for `connguard stat/top/metrics`") \
   X(TLS,                BOOL,  "1",       "diagnose and retry TLS handshakes (OpenSSL)") \

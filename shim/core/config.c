@@ -173,6 +173,7 @@ void cg_config_defaults(struct cg_config *c)
   c->coordinate = 1;
   c->coord_dests = 256;
   c->coord_keep_ms = 60000;
+  c->pystack = 1;
 }
 
 int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void *warn_arg)
@@ -248,6 +249,11 @@ int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void 
     warn_bad(&w, "LEAK_EXITCODE", v, "expected an exit status from 0 to 255", USED_DEFAULT(LEAK_EXITCODE));
   if (GET(LEAK_AGE_MS) && cg_parse_ms(v, &c->leak_age_ms))
     warn_bad(&w, "LEAK_AGE_MS", v, "expected a duration (N, Nms or Ns)", USED_DEFAULT(LEAK_AGE_MS));
+  if (GET(PYSTACK)) {
+    if (!strcasecmp(v, "on") || !strcmp(v, "1")) c->pystack = 1;
+    else if (!strcasecmp(v, "off") || !strcmp(v, "0")) c->pystack = 0;
+    else warn_bad(&w, "PYSTACK", v, "expected on or off", USED_DEFAULT(PYSTACK));
+  }
   if (GET(SUPPRESSIONS)) {
     if (strlen(v) >= sizeof c->suppressions)
       warn_bad(&w, "SUPPRESSIONS", v, "path too long", "none");

@@ -35,6 +35,7 @@ struct cg_config {
   int watchdog;
   int coordinate;               /* CONNGUARD_COORDINATE */
   unsigned coord_dests, coord_keep_ms;
+  int pystack;                  /* CONNGUARD_PYSTACK: Python frames in records */
 };
 
 typedef const char *(*cg_getenv_fn)(const char *name);

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "pattern.h"
 #include "policy.h"
+#include "pystack.h"
 #include "stack.h"
 #include "stats.h"
 #include "watchdog.h"
@@ -73,6 +74,7 @@ void cg_log_failure(int fd, const struct sockaddr *a, socklen_t l, int err, unsi
   else if (reason) cg_rec_str(&r, "reason", reason);
   cg_rec_int(&r, "elapsed_ms", elapsed_ns / MS_NS);
   cg_rec_detail(&r, "hint", cg_errno_hint(err, family_of(a, l)));
+  cg_rec_pystack(&r, cg_pystack_capture(1));
   if (npcs > 0) cg_rec_stack(&r, pcs, npcs);
   cg_rec_emit(&r);
 }
@@ -85,6 +87,7 @@ void cg_log_recovered(int fd, const struct sockaddr *a, socklen_t l, unsigned at
   cg_rec_addr(&r, "dst", a, l);
   cg_rec_int(&r, "attempts", attempts);
   cg_rec_int(&r, "elapsed_ms", elapsed_ns / MS_NS);
+  cg_rec_pystack(&r, cg_pystack_capture(1));
   cg_rec_emit(&r);
   CG_STAT_ADD(recoveries, 1);
 }

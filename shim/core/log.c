@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "fdutil.h"
 #include "policy.h"
+#include "pystack.h"
 #include "stack.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -409,6 +410,47 @@ void cg_rec_stack(struct cg_rec *r, const uintptr_t *pcs, int n)
     cg_buf_putc(&r->b, '+');
     cg_buf_hex(&r->b, f.offset);
     cg_buf_putc(&r->b, ')');
+    if (rollback(r, m)) break;
+  }
+}
+
+void cg_rec_pystack(struct cg_rec *r, uint32_t id)
+{
+  struct cg_py_frame f[CG_PY_FRAMES];
+  int n = id ? cg_pystack_get(id, f, CG_PY_FRAMES) : 0;
+  if (n <= 0) return;
+  if (r->json) {
+    size_t m0 = mark(r);
+    cg_buf_puts(&r->b, ",\"pystack\":[");
+    if (rollback(r, m0)) return;
+    for (int i = 0; i < n; i++) {
+      size_t m = mark(r);
+      if (i) cg_buf_putc(&r->b, ',');
+      cg_buf_puts(&r->b, "{\"file\":");
+      cg_buf_json_str(&r->b, f[i].file);
+      cg_buf_puts(&r->b, ",\"line\":");
+      cg_buf_i64(&r->b, f[i].line);
+      cg_buf_puts(&r->b, ",\"function\":");
+      cg_buf_json_str(&r->b, f[i].func);
+      cg_buf_putc(&r->b, '}');
+      if (rollback(r, m)) break;
+    }
+    r->b.cap += 1;   /* the closing bracket always fits: taken from the reserve */
+    cg_buf_putc(&r->b, ']');
+    r->b.cap -= 1;
+    return;
+  }
+  r->detail = 1;
+  for (int i = 0; i < n; i++) {
+    size_t m = mark(r);
+    cg_buf_putc(&r->b, '\n');
+    prefix(r);
+    cg_buf_puts(&r->b, "    File \"");
+    put_text(&r->b, f[i].file);
+    cg_buf_puts(&r->b, "\", line ");
+    cg_buf_i64(&r->b, f[i].line);
+    cg_buf_puts(&r->b, ", in ");
+    put_text(&r->b, f[i].func);
     if (rollback(r, m)) break;
   }
 }

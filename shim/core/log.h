@@ -36,6 +36,10 @@ void cg_rec_strlist(struct cg_rec *r, const char *key, const char *const *vals, 
 void cg_rec_detail(struct cg_rec *r, const char *key, const char *val);
 /* Frames innermost first: text "#N 0xPC in sym+0xOFF (module+0xOFF)"; JSON "stack":[...]. */
 void cg_rec_stack(struct cg_rec *r, const uintptr_t *pcs, int n);
+/* Python frames innermost first (pystack.h id; nothing for 0): text lines
+ * `File "app.py", line 12, in open_conn`, JSON "pystack":[{"file":..,"line":..,"function":..}].
+ * Written before the native frames. */
+void cg_rec_pystack(struct cg_rec *r, uint32_t id);
 /* Finishes the record and writes it. */
 void cg_rec_emit(struct cg_rec *r);
 /* The finished text without writing it (tests). */

@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "engine.h"
 #include "log.h"
+#include "pystack.h"
 #include "pattern.h"
 #include "policy.h"
 #include "real.h"
@@ -892,6 +893,7 @@ static void log_failed(struct hsctx *c, const struct diag *d, unsigned attempt, 
   cg_buf_init(&hb, hint, sizeof hint);
   cg_tls_hint(&hb, &f);
   cg_rec_detail(&r, "hint", cg_buf_str(&hb));
+  cg_rec_pystack(&r, cg_pystack_capture(1));
   if (c->npcs > 0) cg_rec_stack(&r, c->pcs, c->npcs);
   cg_rec_emit(&r);
 }
