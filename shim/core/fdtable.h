@@ -64,6 +64,7 @@ struct cg_fd {
   /* Leak tracking: creation site and identity. */
   int64_t created_ns;         /* realtime */
   uint32_t stack_id;          /* in the shared stack table (stacktab.h), 0 = none */
+  uint32_t pystack;           /* Python stack at creation (pystack.h), 0 = none */
   uint32_t kind;              /* socket type | family << 16, 0 = unknown */
   dev_t dev;
   ino_t ino;

@@ -1,6 +1,7 @@
 #include "leak.h"
 #include "clock.h"
 #include "log.h"
+#include "pystack.h"
 #include "stack.h"
 #include "stacktab.h"
 #include "stats.h"
@@ -234,6 +235,7 @@ static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const s
   e->dev = st->st_dev;
   e->ino = st->st_ino;
   e->stack_id = id;
+  e->pystack = cg_pystack_capture(0);   /* plain reads: no system call once the call site is known */
   set_peer(e, peer, plen);
   atomic_store_explicit(&e->slot, 0, memory_order_relaxed);
   slot_publish(e, fd, via, pcs, n, peer, plen);
@@ -365,6 +367,7 @@ void cg_leak_load_suppressions(const char *path)
 struct item {
   int fd;
   uint32_t stack_id;
+  uint32_t pystack;       /* Python call site: one native stack serves every Python line */
   uint32_t via;           /* part of the group key: one call site obtains sockets one way,
                              but without stacks (CONNGUARD_STACK_DEPTH=0) all share id 0 */
   struct cg_fd *e;
@@ -378,6 +381,7 @@ struct group {
 static int item_less(const struct item *a, const struct item *b)
 {
   if (a->stack_id != b->stack_id) return a->stack_id < b->stack_id;
+  if (a->pystack != b->pystack) return a->pystack < b->pystack;
   if (a->via != b->via) return a->via < b->via;
   return a->fd < b->fd;
 }
@@ -515,10 +519,16 @@ static void put_distinct(struct cg_rec *r, const char *key, struct distinct *d)
   cg_rec_strlist(r, key, vals, d->n);
 }
 
-static int group_suppressed(const uintptr_t *pcs, int n, unsigned count)
+static int group_suppressed(const uintptr_t *pcs, int n, uint32_t pystack, unsigned count)
 {
   struct cg_frame f;
   if (!supp.n) return 0;
+  struct cg_py_frame pf[CG_PY_FRAMES];
+  int np = cg_pystack_get(pystack, pf, CG_PY_FRAMES);
+  for (int i = 0; i < np; i++) {
+    int k = cg_supp_match(&supp, pf[i].func, pf[i].file);
+    if (k >= 0) { supp.hits[k] += count; return 1; }
+  }
   for (int i = 0; i < n; i++) {
     cg_stack_symbolize(pcs[i], &f);
     int k = cg_supp_match(&supp, f.symbol, f.module);
@@ -592,6 +602,7 @@ static void report_group(const struct item *it, unsigned count, int64_t now)
   else
     snprintf(hint, sizeof hint, "%u %s still open at exit, never closed; obtained at:", count, what);
   cg_rec_detail(&r, "hint", hint);
+  cg_rec_pystack(&r, it[0].pystack);
   if (n > 0) cg_rec_stack(&r, pcs, n);
   cg_rec_emit(&r);
 }
@@ -635,6 +646,7 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
       }
       items[n].fd = fd;
       items[n].stack_id = e->stack_id;
+      items[n].pystack = e->pystack;
       items[n].via = atomic_load_explicit(&e->track, memory_order_relaxed);
       items[n].e = e;
       n++;
@@ -644,7 +656,9 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
   unsigned ng = 0;
   for (unsigned i = 0; i < n;) {
     unsigned j = i + 1;
-    while (j < n && items[j].stack_id == items[i].stack_id && items[j].via == items[i].via) j++;
+    while (j < n && items[j].stack_id == items[i].stack_id && items[j].pystack == items[i].pystack &&
+           items[j].via == items[i].via)
+      j++;
     groups[ng].first = i;
     groups[ng].count = j - i;
     ng++;
@@ -655,7 +669,7 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
     const struct item *it = &items[groups[g].first];
     const uintptr_t *pcs = NULL;
     int np = cg_stacktab_get(it->stack_id, &pcs);
-    if (group_suppressed(pcs, np, groups[g].count)) {
+    if (group_suppressed(pcs, np, it->pystack, groups[g].count)) {
       s.suppressed += groups[g].count;
       s.suppressed_groups++;
       continue;
