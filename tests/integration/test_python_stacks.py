@@ -179,9 +179,13 @@ def test_requests_late_server():
         f.write(REQ_APP)
     for fmt in ("json", "text"):
         port = cglib.free_port()
-        cglib.late_server(port, 0.5)
+        log = os.path.join(d, "cg.%s.log" % fmt)
+        # Listens once two attempts have failed (importing requests may take longer than any delay).
+        cglib.late_server(port, "after:%s:2" % log)
         p = cglib.run([cglib.PYTHON, app, "http://127.0.0.1:%d/" % port],
-                      env=_env(RETRIES=30, BACKOFF_MS=50, BACKOFF_MAX_MS=100, LOG_FORMAT=fmt), timeout=60)
+                      env=_env(RETRIES=200, BACKOFF_MS=20, BACKOFF_MAX_MS=20, LOG_FORMAT=fmt, LOG=log), timeout=60)
+        with open(log) as f:
+            p.err = f.read()
         check(p.returncode == 0 and p.out == "ok\n", "requests succeeds", got=p.out + p.err)
         if fmt == "json":
             recs = cglib.json_records(p.err, "connect_failed") + cglib.json_records(p.err, "connect_recovered")
