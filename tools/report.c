@@ -101,6 +101,8 @@ struct report {
   struct table episodes;      /* "pid fd dst": a = 1 open (retried), 0 closed */
   struct table leaks;         /* "event\tstack": a = sockets, b = records, extra = an example */
   struct table tls;           /* cause: a = failed handshakes, b = retried, c = gave up, extra = an example */
+  struct table pysites;       /* Python call site of the program's own code (docs/python.md):
+                                 a = failed connect attempts, b = connect give-ups, c = TLS failures */
   long tls_recovered;
   long retried_connects, recovered, gave_up_after_retry, recovered_unmatched;
   int64_t backoff_ms, recover_ms_sum, recover_ms_max, attempts_max;
@@ -111,6 +113,74 @@ static const char *field_or(const struct lrec *r, const char *k, const char *dfl
 {
   const char *v = lrec_get(r, k);
   return v && *v ? v : dflt;
+}
+
+/* Python frames of a record, innermost first, as "file\tline\tfunction" (JSON "pystack", or
+ * the text format's `File "f", line N, in fn` lines). Returns how many (at most max). */
+static int py_frames(const struct lrec *r, char out[][600], int max)
+{
+  int n = 0;
+  if (r->json) {
+    const struct json *ps = r->obj ? json_get(r->obj, "pystack") : NULL;
+    if (!ps || ps->type != JSON_ARRAY) return 0;
+    for (size_t i = 0; i < ps->n && n < max; i++) {
+      const char *file = json_str(&ps->items[i], "file"), *fn = json_str(&ps->items[i], "function");
+      int64_t line = 0;
+      json_int(&ps->items[i], "line", &line);
+      if (!file || !fn) continue;
+      snprintf(out[n++], 600, "%s\t%lld\t%s", file, (long long)line, fn);
+    }
+    return n;
+  }
+  for (int i = 0; i < r->nlines && n < max; i++) {
+    const char *l = strstr(r->lines[i], "==     File \"");
+    if (!l) continue;
+    l += strlen("==     File \"");
+    const char *q = strstr(l, "\", line ");
+    if (!q) continue;
+    char *end;
+    long line = strtol(q + 8, &end, 10);
+    if (strncmp(end, ", in ", 5)) continue;
+    snprintf(out[n++], 600, "%.*s\t%ld\t%s", (int)(q - l), l, line, end + 5);
+  }
+  return n;
+}
+
+/* Whether a Python file is the program's own: not the standard library, not an installed
+ * package, not the interpreter's frozen modules. */
+static int py_own_code(const char *file)
+{
+  return !strstr(file, "/lib/python") && !strstr(file, "site-packages/") && !strstr(file, "dist-packages/") &&
+         strncmp(file, "<frozen", 7) != 0;
+}
+
+/* "file:line in function" of the innermost frame of the program's own code (else the
+ * outermost frame); 0 when the record has no Python frames. */
+static int py_site(const struct lrec *r, char *out, size_t cap)
+{
+  static char fr[32][600];
+  int n = py_frames(r, fr, 32);
+  if (!n) return 0;
+  int k = n - 1;
+  for (int i = 0; i < n; i++) {
+    char file[600];
+    snprintf(file, sizeof file, "%.*s", (int)(strchr(fr[i], '\t') - fr[i]), fr[i]);
+    if (py_own_code(file)) { k = i; break; }
+  }
+  char *t1 = strchr(fr[k], '\t'), *t2 = strchr(t1 + 1, '\t');
+  snprintf(out, cap, "%.*s:%.*s in %s", (int)(t1 - fr[k]), fr[k], (int)(t2 - t1 - 1), t1 + 1, t2 + 1);
+  return 1;
+}
+
+static void count_pysite(struct report *R, const struct lrec *r, int which)
+{
+  char site[700];
+  if (!py_site(r, site, sizeof site)) return;
+  struct entry *e = tget(&R->pysites, site);
+  if (!e) return;
+  if (which == 0) e->a++;
+  else if (which == 1) e->b++;
+  else e->c++;
 }
 
 static void episode_key(const struct lrec *r, char *out, size_t cap)
@@ -129,6 +199,8 @@ static void on_connect_failed(struct report *R, const struct lrec *r)
   struct entry *e = tget(&R->fail, key);
   if (!e) return;
   e->a++;
+  count_pysite(R, r, 0);
+  if (strcmp(action, "retry")) count_pysite(R, r, 1);
   episode_key(r, key, sizeof key);
   struct entry *ep = tfind(&R->episodes, key);
   if (!strcmp(action, "retry")) {
@@ -191,7 +263,11 @@ static void on_leak(struct report *R, const struct lrec *r)
   R->leak_records++;
   if (!lrec_int(r, "sockets", &n) || n < 1) n = 1;
   R->leak_sockets += n;
-  stack_signature(r, sig, sizeof sig, 4);
+  /* Every socket a Python program makes has the same native frames: its Python line tells
+   * the groups apart. */
+  char site[700];
+  if (py_site(r, site, sizeof site)) snprintf(sig, sizeof sig, "%s (Python)", site);
+  else stack_signature(r, sig, sizeof sig, 4);
   char key[1100];
   snprintf(key, sizeof key, "%s\t%s", r->event, sig);
   struct entry *e = tget(&R->leaks, key);
@@ -221,6 +297,7 @@ static void on_tls(struct report *R, const struct lrec *r)
   struct entry *e = tget(&R->tls, key);
   if (!e) return;
   e->a++;
+  if (!strcmp(r->event, "tls_failed")) count_pysite(R, r, 2);
   const char *action = field_or(r, "action", "");
   if (!strcmp(action, "retry")) e->b++;
   else if (!strcmp(action, "give_up")) e->c++;
@@ -317,6 +394,15 @@ static void print_report(struct report *R)
              (long long)e->a, (long long)e->b, (long long)e->c);
     }
   }
+  if (R->pysites.n) {
+    qsort(R->pysites.v, R->pysites.n, sizeof R->pysites.v[0], by_a_desc);
+    printf("\nFailures by Python call site (innermost frame of the program's own code):\n");
+    printf("  %-60s %8s %8s %8s\n", "CALL SITE", "FAILED", "GAVE UP", "TLS");
+    for (size_t i = 0; i < R->pysites.n; i++) {
+      const struct entry *e = &R->pysites.v[i];
+      printf("  %-60s %8lld %8lld %8lld\n", e->key, (long long)e->a, (long long)e->b, (long long)e->c);
+    }
+  }
   if (R->retried_connects || R->recovered) {
     long unfinished = 0;
     for (size_t i = 0; i < R->episodes.n; i++) unfinished += R->episodes.v[i].a != 0;
@@ -405,7 +491,7 @@ int cmd_report(int argc, char **argv)
   }
   if (R->unreadable) rc = EX_FAIL;
   tfree(&R->events); tfree(&R->pids); tfree(&R->fail); tfree(&R->reasons);
-  tfree(&R->episodes); tfree(&R->leaks); tfree(&R->tls);
+  tfree(&R->episodes); tfree(&R->leaks); tfree(&R->tls); tfree(&R->pysites);
   free(R);
   if (stdout_failed()) return EX_FAIL;
   return rc;

@@ -437,3 +437,27 @@ def test_layout_rows_match_headers():
         ran += 1
     if not ran:
         raise cglib.Skip("no interpreter headers")
+
+
+def test_report_groups_by_python_call_site():
+    """connguard report: failures by the program's own innermost frame (requests' and the
+    standard library's frames skipped), leaks by Python line, text and JSON logs alike."""
+    d = cglib.tmpdir()
+    log = os.path.join(d, "cg.log")
+    for mode, fmt in (("refused", "text"), ("refused", "json"), ("leak", "text"), ("tls", "json")):
+        cglib.run([cglib.PYTHON, APP, mode, str(cglib.free_port())],
+                  env=_env(RETRIES=1, LOG=log, LOG_FORMAT=fmt, LEAKS="off" if mode == "tls" else "exit"))
+    r = cglib.run([cglib.TOOL, "report", log], preload=False)
+    check(r.returncode == 0, "report runs", got=r.out + r.err)
+    sec = r.out.split("Failures by Python call site")[1].split("\n\n")[0]
+    rows = {}
+    for line in sec.splitlines()[2:]:
+        parts = line.split()
+        rows[" ".join(parts[:-3])] = tuple(int(x) for x in parts[-3:])
+    want = {"%s:%d in open_conn" % (APP, AT["connect"]): (4, 2, 0),
+            "%s:%d in handshake" % (APP, AT["handshake"]): (0, 0, 2)}
+    check(rows == want, "two call sites: 4 failed attempts and 2 give-ups at the connect line, 2 TLS failures "
+          "at the handshake line (ssl.py's frames skipped)", got=r.out)
+    for name, n in (("leak_pool", 3), ("leak_one", 1)):
+        check("%d socket%s (leak, 1 record)" % (n, "s" if n > 1 else "") in r.out and
+              "created at: %s:%d in %s (Python)" % (APP, AT[name], name) in r.out, "leak group of %s" % name, got=r.out)
