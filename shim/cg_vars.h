@@ -6,12 +6,12 @@
 
 #define CG_VARS(X) \
   X(DISABLE,            BOOL,  "0",       "1 = pure pass-through: no retries, no logs, no tracking") \
-  X(RETRIES,            COUNT, "3",       "retries after the first connect attempt") \
+  X(RETRIES,            COUNT, "none",    "cap on the retries after the first attempt (0-1000); none = until the deadline") \
   X(BACKOFF_MS,         MS,    "100",     "first backoff delay") \
   X(BACKOFF_MAX_MS,     MS,    "2000",    "cap on one backoff delay") \
-  X(JITTER,             ENUM,  "full",    "full | equal | decorrelated | none") \
+  X(JITTER,             ENUM,  "equal",   "equal | full | decorrelated | none") \
   X(CONNECT_TIMEOUT_MS, MS,    "5000",    "per-attempt connect timeout (never longer than the program's own)") \
-  X(DEADLINE_MS,        MS,    "10000",   "budget for all attempts of one connect, waits included") \
+  X(DEADLINE_MS,        MS,    "10000",   "retry a failing connect until this long after its start (waits included; the last attempt starts just before)") \
   X(RETRY_ON,           LIST,  "refused,timeout", "failure classes to retry: refused, timeout, reset, unreach, or none") \
   X(ONLY,               LIST,  "",        "retry only these destinations (127.0.0.1:5432, *:443, [::1]:*, unix:/path)") \
   X(SKIP,               LIST,  "",        "never retry these destinations (same patterns)") \

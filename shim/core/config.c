@@ -36,6 +36,17 @@ int cg_parse_count(const char *s, unsigned max, unsigned *out)
   return 0;
 }
 
+int cg_parse_retries(const char *s, unsigned *out)
+{
+  if (!s) return -1;
+  while (is_space(*s)) s++;
+  size_t n = strlen(s);
+  while (n && is_space(s[n - 1])) n--;
+  /* Empty counts as unset: `CONNGUARD_RETRIES= prog` is how a shell clears a value. */
+  if (n == 0 || (n == 4 && !strncasecmp(s, "none", 4))) { *out = CG_RETRIES_NONE; return 0; }
+  return cg_parse_count(s, 1000, out);
+}
+
 /* N (milliseconds), Nms, Ns, or a decimal with s (1.5s). Capped at one day. */
 int cg_parse_ms(const char *s, unsigned *out)
 {
@@ -154,10 +165,10 @@ static void warn_bad(struct warn_ctx *w, const char *name, const char *val, cons
 void cg_config_defaults(struct cg_config *c)
 {
   memset(c, 0, sizeof *c);
-  c->retries = 3;
+  c->retries = CG_RETRIES_NONE;
   c->backoff_ms = 100;
   c->backoff_max_ms = 2000;
-  c->jitter = CG_JITTER_FULL;
+  c->jitter = CG_JITTER_EQUAL;
   c->connect_timeout_ms = 5000;
   c->deadline_ms = 10000;
   c->retry_on = CG_CLASS_REFUSED | CG_CLASS_TIMEOUT;
@@ -190,8 +201,8 @@ int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void 
     warn_bad(&w, "DISABLE", v, "expected 0 or 1", USED_DEFAULT(DISABLE));
   if (c->disable) return w.count;
 
-  if (GET(RETRIES) && cg_parse_count(v, 1000, &c->retries))
-    warn_bad(&w, "RETRIES", v, "expected a count from 0 to 1000", USED_DEFAULT(RETRIES));
+  if (GET(RETRIES) && cg_parse_retries(v, &c->retries))
+    warn_bad(&w, "RETRIES", v, "expected a count from 0 to 1000, or none", USED_DEFAULT(RETRIES));
   if (GET(BACKOFF_MS) && cg_parse_ms(v, &c->backoff_ms))
     warn_bad(&w, "BACKOFF_MS", v, "expected a duration (N, Nms or Ns)", USED_DEFAULT(BACKOFF_MS));
   int max_set = 0;

@@ -4,6 +4,7 @@
 #define CG_CONFIG_H
 #include <stdint.h>
 #include <stddef.h>
+#include <limits.h>
 #include "pattern.h"
 
 enum cg_jitter { CG_JITTER_FULL, CG_JITTER_EQUAL, CG_JITTER_DECORRELATED, CG_JITTER_NONE };
@@ -13,11 +14,16 @@ enum cg_logfmt { CG_LOG_TEXT, CG_LOG_JSON };
 enum cg_leaks { CG_LEAKS_OFF, CG_LEAKS_EXIT };
 
 #define CG_MAX_STACK 64
+/* CONNGUARD_RETRIES unset, empty or "none": no cap on the count, the deadline alone ends the
+ * retries. */
+#define CG_RETRIES_NONE UINT_MAX
+/* Upper bound of the room kept for the last attempt at the end of the deadline. */
+#define CG_LAST_SLOT_MAX_MS 250
 #define CG_PATH_MAX 4096
 
 struct cg_config {
   int disable;
-  unsigned retries;
+  unsigned retries;             /* cap on retries after the first attempt, or CG_RETRIES_NONE */
   unsigned backoff_ms, backoff_max_ms;
   enum cg_jitter jitter;
   unsigned connect_timeout_ms, deadline_ms;
@@ -49,6 +55,8 @@ int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void 
 
 /* Individual parsers, exported for tests. Return 0 on success, -1 on a bad value. */
 int cg_parse_count(const char *s, unsigned max, unsigned *out);
+/* A count from 0 to 1000, or empty / "none" (CG_RETRIES_NONE). */
+int cg_parse_retries(const char *s, unsigned *out);
 int cg_parse_ms(const char *s, unsigned *out);
 int cg_parse_bool(const char *s, int *out);
 int cg_parse_jitter(const char *s, enum cg_jitter *out);

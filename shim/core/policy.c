@@ -121,3 +121,23 @@ unsigned cg_backoff_ms(const struct cg_config *c, unsigned n, unsigned prev_ms, 
   }
   return (unsigned)exp;
 }
+
+unsigned cg_last_slot_ms(const struct cg_config *c)
+{
+  /* At least 1 ms: an attempt started at the deadline itself would be cut at once. */
+  unsigned slot = c->deadline_ms / 10;
+  if (slot < 1) slot = 1;
+  return slot < CG_LAST_SLOT_MAX_MS ? slot : CG_LAST_SLOT_MAX_MS;
+}
+
+int cg_retry_delay(const struct cg_config *c, unsigned n, unsigned prev_ms, uint64_t rnd,
+                   int64_t left_ns, unsigned *delay_ms)
+{
+  /* Whole milliseconds from here: a delay is slept and logged in ms. */
+  int64_t room = left_ns / 1000000 - (int64_t)cg_last_slot_ms(c);
+  if (room <= 0) return -1;
+  unsigned d = cg_backoff_ms(c, n, prev_ms, rnd);
+  if ((int64_t)d > room) d = (unsigned)room;
+  *delay_ms = d;
+  return 0;
+}

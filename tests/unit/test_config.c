@@ -49,10 +49,10 @@ static int load1(const char *k, const char *v)
 static void assert_defaults_except(const char *except)
 {
 #define D(name, expr) if (!except || strcmp(except, name)) ck_assert_msg(expr, "%s not default", name)
-  D("RETRIES", cfg.retries == 3);
+  D("RETRIES", cfg.retries == CG_RETRIES_NONE);
   D("BACKOFF_MS", cfg.backoff_ms == 100);
   D("BACKOFF_MAX_MS", cfg.backoff_max_ms == 2000);
-  D("JITTER", cfg.jitter == CG_JITTER_FULL);
+  D("JITTER", cfg.jitter == CG_JITTER_EQUAL);
   D("CONNECT_TIMEOUT_MS", cfg.connect_timeout_ms == 5000);
   D("DEADLINE_MS", cfg.deadline_ms == 10000);
   D("RETRY_ON", cfg.retry_on == (CG_CLASS_REFUSED | CG_CLASS_TIMEOUT));
@@ -119,6 +119,9 @@ START_TEST(counts_good)
 {
   static const struct { const char *v; unsigned want; } t[] = {
     { "0", 0 }, { "1", 1 }, { "7", 7 }, { " 5 ", 5 }, { "1000", 1000 }, { "007", 7 },
+    /* No cap but the deadline: the default, spelled out or cleared. */
+    { "none", CG_RETRIES_NONE }, { "NONE", CG_RETRIES_NONE }, { " none\t", CG_RETRIES_NONE },
+    { "", CG_RETRIES_NONE }, { " ", CG_RETRIES_NONE },
   };
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
     ck_assert_int_eq(load1("CONNGUARD_RETRIES", t[i].v), 0);
@@ -135,19 +138,22 @@ START_TEST(counts_good)
 END_TEST
 
 static const char *const bad_counts[] = {
-  "banana", "-1", "", " ", "1.5", "3x", "+3", "0x10", "1e3", "4294967297", "99999999999999999999",
-  "1 2", "\t",
+  "banana", "-1", "1.5", "3x", "+3", "0x10", "1e3", "4294967297", "99999999999999999999",
+  "1 2", "nonee", "no ne", "unlimited", "", " ", "\t",
 };
+/* The last three are bad for every count but CONNGUARD_RETRIES (empty = no cap). */
+#define N_BAD_RETRIES (sizeof bad_counts / sizeof bad_counts[0] - 3)
 
 START_TEST(counts_bad_keep_default)
 {
   static const struct { const char *var, *used; } vars[] = {
-    { "RETRIES", "3" }, { "STACK_DEPTH", "16" }, { "LEAK_EXITCODE", "0" },
+    { "RETRIES", "none" }, { "STACK_DEPTH", "16" }, { "LEAK_EXITCODE", "0" },
   };
   for (size_t v = 0; v < 3; v++) {
     char name[64];
     snprintf(name, sizeof name, "CONNGUARD_%s", vars[v].var);
-    for (size_t i = 0; i < sizeof bad_counts / sizeof bad_counts[0]; i++) {
+    size_t nbad = v == 0 ? N_BAD_RETRIES : sizeof bad_counts / sizeof bad_counts[0];
+    for (size_t i = 0; i < nbad; i++) {
       load1(name, bad_counts[i]);
       assert_one_warning(vars[v].var, bad_counts[i], vars[v].used);
       assert_defaults_except(NULL);
@@ -155,7 +161,8 @@ START_TEST(counts_bad_keep_default)
   }
   /* Above the maximum. */
   load1("CONNGUARD_RETRIES", "1001");
-  assert_one_warning("RETRIES", "1001", "3");
+  assert_one_warning("RETRIES", "1001", "none");
+  ck_assert_ptr_nonnull(strstr(warn_lines[0], "expected a count from 0 to 1000, or none"));
   load1("CONNGUARD_STACK_DEPTH", "65");
   assert_one_warning("STACK_DEPTH", "65", "16");
   load1("CONNGUARD_LEAK_EXITCODE", "256");
@@ -293,14 +300,14 @@ START_TEST(jitter_unknown_name)
   static const char *const bad[] = { "banana", "", "ful", "fullx", "random", "none ", "exponential" };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     load1("CONNGUARD_JITTER", bad[i]);
-    assert_one_warning("JITTER", bad[i], "full");
+    assert_one_warning("JITTER", bad[i], "equal");
     ck_assert_ptr_nonnull(strstr(warn_lines[0], "full, equal, decorrelated or none"));
     assert_defaults_except(NULL);
   }
   /* The exact line, once, for the canonical example. */
   load1("CONNGUARD_JITTER", "banana");
   ck_assert_str_eq(warn_lines[0],
-    "connguard: warning: CONNGUARD_JITTER=\"banana\": expected full, equal, decorrelated or none; using full");
+    "connguard: warning: CONNGUARD_JITTER=\"banana\": expected full, equal, decorrelated or none; using equal");
 }
 END_TEST
 
@@ -451,7 +458,7 @@ START_TEST(several_bad_values_one_line_each)
   ck_assert_ptr_nonnull(strstr(warn_lines[1], "CONNGUARD_JITTER"));
   ck_assert_ptr_nonnull(strstr(warn_lines[2], "CONNGUARD_DEADLINE_MS"));
   ck_assert_uint_eq(cfg.backoff_ms, 20);
-  ck_assert_uint_eq(cfg.retries, 3);
+  ck_assert_uint_eq(cfg.retries, CG_RETRIES_NONE);
 }
 END_TEST
 
@@ -465,7 +472,7 @@ START_TEST(megabyte_values)
   for (size_t i = 0; i < n; i++) junk[i] = (char)(0x80 | (i & 0x7f));
   junk[n] = 0;
   static const struct { const char *var, *used; } vars[] = {
-    { "RETRIES", "3" }, { "BACKOFF_MS", "100" }, { "BACKOFF_MAX_MS", "2000" }, { "JITTER", "full" },
+    { "RETRIES", "none" }, { "BACKOFF_MS", "100" }, { "BACKOFF_MAX_MS", "2000" }, { "JITTER", "equal" },
     { "CONNECT_TIMEOUT_MS", "5000" }, { "DEADLINE_MS", "10000" }, { "RETRY_ON", "refused,timeout" },
     { "ONLY", "no restriction" }, { "SKIP", "nothing skipped" }, { "LOG", "stderr" },
     { "LOG_FORMAT", "text" }, { "STACK_DEPTH", "16" }, { "LEAKS", "exit" }, { "LEAK_EXITCODE", "0" },
@@ -502,7 +509,7 @@ START_TEST(null_warn_callback)
   env_clear();
   env_set("CONNGUARD_RETRIES", "banana");
   ck_assert_int_eq(cg_config_load(&cfg, fake_getenv, NULL, NULL), 1);
-  ck_assert_uint_eq(cfg.retries, 3);
+  ck_assert_uint_eq(cfg.retries, CG_RETRIES_NONE);
 }
 END_TEST
 

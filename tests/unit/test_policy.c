@@ -246,6 +246,184 @@ START_TEST(rand_is_not_stuck)
 }
 END_TEST
 
+/* ---- the whole schedule of one connect whose attempts all fail ---- */
+
+#define MAX_ATTEMPTS 2000
+
+/* Start times (ms after the first attempt's start) of every attempt, each failing cost_ms after
+ * it starts, as the engine drives cg_retry_delay. Returns the number of attempts. */
+static unsigned schedule(const struct cg_config *c, uint64_t seed, unsigned cost_ms, int64_t *t)
+{
+  uint64_t st = seed;
+  unsigned n = 0, prev = 0, d = 0;
+  int64_t now = 0;
+  for (;;) {
+    ck_assert_uint_lt(n, MAX_ATTEMPTS);
+    t[n++] = now;
+    now += cost_ms;
+    if (!cg_retries_left(c, n)) break;
+    if (cg_retry_delay(c, n, prev, cg_rand_next(&st), ((int64_t)c->deadline_ms - now) * 1000000, &d)) break;
+    prev = d;
+    now += d;
+  }
+  return n;
+}
+
+static struct cg_config defaults(void)
+{
+  struct cg_config c;
+  cg_config_defaults(&c);
+  return c;
+}
+
+START_TEST(default_policy_is_time_based)
+{
+  struct cg_config c = defaults();
+  ck_assert_uint_eq(c.retries, CG_RETRIES_NONE);
+  ck_assert_int_eq(c.jitter, CG_JITTER_EQUAL);
+  ck_assert_uint_eq(c.deadline_ms, 10000);
+  ck_assert_uint_eq(cg_last_slot_ms(&c), 250);
+  ck_assert(cg_retries_left(&c, 1) && cg_retries_left(&c, 1000000) && cg_retries_left(&c, UINT32_MAX));
+}
+END_TEST
+
+/* Without jitter the schedule is exact: doubling from 100 ms, capped at 2 s, and the last delay
+ * shortened so that an attempt starts 250 ms before the 10 s deadline. */
+START_TEST(schedule_without_jitter_is_exact)
+{
+  struct cg_config c = defaults();
+  c.jitter = CG_JITTER_NONE;
+  static const int64_t want[] = { 0, 100, 300, 700, 1500, 3100, 5100, 7100, 9100, 9750 };
+  int64_t t[MAX_ATTEMPTS];
+  unsigned n = schedule(&c, 1, 0, t);
+  ck_assert_uint_eq(n, sizeof want / sizeof want[0]);
+  for (unsigned i = 0; i < n; i++) ck_assert_int_eq(t[i], want[i]);
+  /* Attempts that take 30 ms each (a far server answering with a reset): same shape. */
+  n = schedule(&c, 1, 30, t);
+  ck_assert_int_eq(t[1], 130);
+  ck_assert_int_ge(t[n - 1], 10000 - 250 - 30);
+  ck_assert_int_le(t[n - 1], 10000 - 250);
+}
+END_TEST
+
+/* The defaults over many random draws: the deadline is used to its end, the schedule stays dense
+ * (no gap above the 2 s cap, so a server that comes up at S is reached by S + 2 s, one that
+ * comes up at 9 s before the deadline), and the attempt count stays small. */
+START_TEST(default_schedule_reaches_the_deadline)
+{
+  struct cg_config c = defaults();
+  static const unsigned costs[] = { 0, 1, 100 };
+  int64_t t[MAX_ATTEMPTS];
+  for (size_t k = 0; k < sizeof costs / sizeof costs[0]; k++) {
+    unsigned cost = costs[k];
+    for (uint64_t seed = 1; seed <= 2000; seed++) {
+      unsigned n = schedule(&c, seed * 7919, cost, t);
+      ck_assert_uint_ge(n, 8);
+      ck_assert_uint_le(n, 20);
+      ck_assert_int_le(t[n - 1], 10000 - 250);
+      ck_assert_int_ge(t[n - 1], 10000 - 250 - (int64_t)cost);
+      ck_assert(t[1] - t[0] >= 50 + cost && t[1] - t[0] <= 100 + cost);
+      int reached9 = 0;
+      for (unsigned i = 1; i < n; i++) {
+        int64_t gap = t[i] - t[i - 1] - cost;
+        ck_assert_int_ge(gap, 0);
+        ck_assert_int_le(gap, 2000);
+        /* Equal jitter: at least half the exponential delay, except the shortened last one. */
+        if (i < n - 1) ck_assert_int_ge(gap, 50);
+        if (t[i] >= 9000) reached9 = 1;
+      }
+      ck_assert(reached9);
+    }
+  }
+}
+END_TEST
+
+/* Every jitter mode ends with an attempt in the last slot, never after it, and never waits
+ * longer than the cap between attempts. */
+START_TEST(every_jitter_mode_uses_the_whole_deadline)
+{
+  static const enum cg_jitter js[] = { CG_JITTER_FULL, CG_JITTER_EQUAL, CG_JITTER_DECORRELATED, CG_JITTER_NONE };
+  static const unsigned deadlines[] = { 10000, 3000, 60000, 777 };
+  int64_t t[MAX_ATTEMPTS];
+  for (size_t j = 0; j < 4; j++)
+    for (size_t k = 0; k < sizeof deadlines / sizeof deadlines[0]; k++)
+      for (uint64_t seed = 1; seed <= 300; seed++) {
+        struct cg_config c = defaults();
+        c.jitter = js[j];
+        c.deadline_ms = deadlines[k];
+        unsigned slot = cg_last_slot_ms(&c);
+        unsigned n = schedule(&c, seed, 2, t);
+        ck_assert_uint_ge(n, 2);
+        ck_assert_int_le(t[n - 1], (int64_t)c.deadline_ms - slot);
+        ck_assert_int_ge(t[n - 1], (int64_t)c.deadline_ms - slot - 2);
+        for (unsigned i = 1; i < n; i++) ck_assert_int_le(t[i] - t[i - 1], 2000 + 2);
+      }
+}
+END_TEST
+
+START_TEST(retries_cap_the_count)
+{
+  struct cg_config c = defaults();
+  c.jitter = CG_JITTER_NONE;
+  int64_t t[MAX_ATTEMPTS];
+  c.retries = 3;
+  ck_assert_uint_eq(schedule(&c, 1, 0, t), 4);
+  ck_assert_int_eq(t[3], 700);
+  ck_assert(cg_retries_left(&c, 3) && !cg_retries_left(&c, 4));
+  c.retries = 0;
+  ck_assert_uint_eq(schedule(&c, 1, 0, t), 1);
+  /* The deadline still wins over a generous cap. */
+  c.retries = 1000;
+  c.deadline_ms = 1000;
+  unsigned n = schedule(&c, 1, 0, t);
+  ck_assert_uint_eq(n, 5);   /* 0 100 300 700 900 */
+  ck_assert_int_eq(t[n - 1], 900);
+  /* A cap reached before the deadline: no last-slot attempt. */
+  c.retries = 2;
+  c.deadline_ms = 10000;
+  ck_assert_uint_eq(schedule(&c, 1, 0, t), 3);
+  ck_assert_int_eq(t[2], 300);
+}
+END_TEST
+
+START_TEST(deadline_zero_and_tiny_deadlines)
+{
+  struct cg_config c = defaults();
+  unsigned d = 12345;
+  int64_t t[MAX_ATTEMPTS];
+  /* Nothing left, or less than nothing: give up, delay untouched. */
+  c.deadline_ms = 0;
+  ck_assert_uint_eq(cg_last_slot_ms(&c), 1);
+  ck_assert_int_eq(cg_retry_delay(&c, 1, 0, 1, 0, &d), -1);
+  ck_assert_int_eq(cg_retry_delay(&c, 1, 0, 1, -5000000000LL, &d), -1);
+  ck_assert_uint_eq(d, 12345);
+  ck_assert_uint_eq(schedule(&c, 1, 0, t), 1);
+  /* 1 ms: the only attempt is the first. */
+  c.deadline_ms = 1;
+  ck_assert_uint_eq(schedule(&c, 1, 0, t), 1);
+  /* 10 ms: one retry, 1 ms before the end. */
+  c.deadline_ms = 10;
+  c.jitter = CG_JITTER_NONE;
+  ck_assert_uint_eq(schedule(&c, 1, 0, t), 2);
+  ck_assert_int_eq(t[1], 9);
+  /* 50 ms: the 100 ms first delay is shortened to the last slot, 5 ms before the end. */
+  c.deadline_ms = 50;
+  ck_assert_uint_eq(cg_last_slot_ms(&c), 5);
+  ck_assert_uint_eq(schedule(&c, 1, 0, t), 2);
+  ck_assert_int_eq(t[1], 45);
+  /* Less than a millisecond of room is none. */
+  c.deadline_ms = 10000;
+  ck_assert_int_eq(cg_retry_delay(&c, 1, 0, 1, 250999999LL, &d), -1);
+  ck_assert_int_eq(cg_retry_delay(&c, 1, 0, 1, 251000000LL, &d), 0);
+  ck_assert_uint_eq(d, 1);
+  /* The largest values accepted (one day each): no overflow. */
+  c.deadline_ms = 86400000;
+  c.backoff_ms = c.backoff_max_ms = 86400000;
+  ck_assert_int_eq(cg_retry_delay(&c, 40, 86400000, UINT64_MAX, 86400000LL * 1000000, &d), 0);
+  ck_assert_uint_eq(d, 86400000 - 250);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("policy");
@@ -261,6 +439,12 @@ static Suite *suite(void)
   tcase_add_test(t, decorrelated_jitter_bounds);
   tcase_add_test(t, cap_respected_everywhere);
   tcase_add_test(t, rand_is_not_stuck);
+  tcase_add_test(t, default_policy_is_time_based);
+  tcase_add_test(t, schedule_without_jitter_is_exact);
+  tcase_add_test(t, default_schedule_reaches_the_deadline);
+  tcase_add_test(t, every_jitter_mode_uses_the_whole_deadline);
+  tcase_add_test(t, retries_cap_the_count);
+  tcase_add_test(t, deadline_zero_and_tiny_deadlines);
   suite_add_tcase(s, t);
   return s;
 }
