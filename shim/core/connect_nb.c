@@ -158,7 +158,7 @@ int64_t cg_nb_tick(void)
         cg_nb_failure(fd, e, 0, 1);
         st = atomic_load(&e->state);
         if (st == CG_FD_WAITING && e->t_next_ns < next) next = e->t_next_ns;
-      } else if (e->attempt <= cg_cfg.retries && end < next) {
+      } else if (cg_retries_left(&cg_cfg, e->attempt) && end < next) {
         next = end;  /* only a timeout that leads to a retry needs a wake-up */
       }
     } else if (st == CG_FD_WAITING && e->t_next_ns < next) {
@@ -199,7 +199,7 @@ static int drive_sync(int fd, struct cg_fd *e)
     if (st == CG_FD_CONNECTING || st == CG_FD_PASSED) {
       /* The last attempt (or one the program already gave up retrying) may wait until the
        * deadline; an earlier one until its own timeout. */
-      int last = st == CG_FD_PASSED || e->attempt > cg_cfg.retries;
+      int last = st == CG_FD_PASSED || !cg_retries_left(&cg_cfg, e->attempt);
       int64_t end = last ? cg_budget_end(e) : cg_attempt_end(e), now = cg_mono_ns();
       cg_fd_unlock(e);
       int rv = r_poll1(fd, POLLOUT, end > now ? end - now : 0);

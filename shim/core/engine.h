@@ -59,8 +59,9 @@ int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 /* getaddrinfo results: remembered so that a client with another address to try is not held
  * back retrying this one (curl happy eyeballs, python create_connection). */
 void cg_note_addrinfo(const void *res);
-/* 1 when the destination appears in a recent lookup result that lists another address after
- * it: the client will fall back on its own. */
+/* 1 when the client will fall back on its own: a loopback destination whose sibling on the
+ * other family listens, or another destination that a recent lookup result lists before
+ * another address. */
 int cg_has_fallback(const struct sockaddr *sa, socklen_t len);
 
 void cg_after_fork_child(void);

@@ -95,6 +95,11 @@ int cg_all_handlers_restart(void);
 
 /* ---------- fallback.c ---------- */
 
+/* The addresses of one name share one deadline: a connect to one of them gave up at its
+ * deadline (cg_note_spent), so a first failure on any of them soon after gives up at once. */
+void cg_note_spent(const struct sockaddr *sa, socklen_t len, int64_t now);
+int cg_name_spent(const struct sockaddr *sa, socklen_t len, int64_t now);
+
 void cg_fallback_after_fork(void);
 
 /* ---------- connect_nb.c: the non-blocking state machine ---------- */

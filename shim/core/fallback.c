@@ -1,6 +1,7 @@
 /* Fallback addresses: a client with another address to try is not held back retrying this one
- * (curl's happy eyeballs, python's create_connection). Recent getaddrinfo results, and the
- * kernel's listening sockets (sock_diag) for the loopback sibling of a refused address. */
+ * (curl's happy eyeballs, python's create_connection). Recent getaddrinfo results, the kernel's
+ * listening sockets (sock_diag) for the loopback sibling of a refused address, and the
+ * destinations that just used up a deadline (shared by the addresses of one name). */
 #include "engine_int.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -24,18 +25,57 @@ static struct gai_slot gai[GAI_SLOTS];
 static unsigned gai_next;
 static atomic_uint gai_lock;
 
-static int addr_eq(const struct sockaddr *x, const struct sockaddr *y)
+/* An address as compared here: an IPv4 address reached through an IPv6 socket (::ffff:a.b.c.d,
+ * as java connects) is the IPv4 address, compared and told loopback as such. Fields are copied
+ * out byte-wise: no sockaddr type punning for the optimizer to reorder. */
+struct endpoint { int v4; uint16_t port; unsigned char a[16]; };
+
+static int endpoint_of(const struct sockaddr *sa, struct endpoint *ep)
 {
-  if (x->sa_family != y->sa_family) return 0;
-  if (x->sa_family == AF_INET) {
-    const struct sockaddr_in *a = (const void *)x, *b = (const void *)y;
-    return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+  memset(ep, 0, sizeof *ep);
+  if (sa->sa_family == AF_INET) {
+    struct sockaddr_in in;
+    memcpy(&in, sa, sizeof in);
+    ep->v4 = 1;
+    ep->port = in.sin_port;
+    memcpy(ep->a, &in.sin_addr, 4);
+    return 1;
   }
-  if (x->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const void *)x, *b = (const void *)y;
-    return a->sin6_port == b->sin6_port && !memcmp(&a->sin6_addr, &b->sin6_addr, 16);
+  if (sa->sa_family == AF_INET6) {
+    struct sockaddr_in6 in6;
+    memcpy(&in6, sa, sizeof in6);
+    ep->port = in6.sin6_port;
+    if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
+      ep->v4 = 1;
+      memcpy(ep->a, &in6.sin6_addr.s6_addr[12], 4);
+    } else {
+      memcpy(ep->a, &in6.sin6_addr, 16);
+    }
+    return 1;
   }
   return 0;
+}
+
+static int endpoint_loopback(const struct endpoint *ep)
+{
+  static const unsigned char one[16] = { [15] = 1 };
+  return ep->v4 ? ep->a[0] == 127 : !memcmp(ep->a, one, 16);
+}
+
+static int addr_eq(const struct sockaddr *x, const struct sockaddr *y)
+{
+  struct endpoint a, b;
+  if (!endpoint_of(x, &a) || !endpoint_of(y, &b)) return 0;
+  return a.v4 == b.v4 && a.port == b.port && !memcmp(a.a, b.a, 16);
+}
+
+/* Whether address x of a lookup result names the destination y: a lookup without a service
+ * (wget, java) lists port 0, which stands for any port. */
+static int listed_as(const struct sockaddr *x, const struct sockaddr *y)
+{
+  struct endpoint a, b;
+  if (!endpoint_of(x, &a) || !endpoint_of(y, &b)) return 0;
+  return a.v4 == b.v4 && (a.port == 0 || a.port == b.port) && !memcmp(a.a, b.a, 16);
 }
 
 static int gai_trylock(void)
@@ -116,24 +156,11 @@ static int diag_listening(int family, unsigned port)
  * themselves (curl does) and fall back from ::1 to 127.0.0.1 on their own. */
 static int loopback_sibling_listening(const struct sockaddr *sa)
 {
-  unsigned port;
-  const char *file;
-  int other;
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const void *)sa;
-    if (!IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return 0;
-    port = ntohs(in6->sin6_port);
-    file = "/proc/net/tcp";
-    other = AF_INET;
-  } else if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const void *)sa;
-    if ((ntohl(in->sin_addr.s_addr) >> 24) != 127) return 0;
-    port = ntohs(in->sin_port);
-    file = "/proc/net/tcp6";
-    other = AF_INET6;
-  } else {
-    return 0;
-  }
+  struct endpoint ep;
+  if (!endpoint_of(sa, &ep) || !endpoint_loopback(&ep)) return 0;
+  unsigned port = ntohs(ep.port);
+  const char *file = ep.v4 ? "/proc/net/tcp6" : "/proc/net/tcp";
+  int other = ep.v4 ? AF_INET6 : AF_INET;
   int d = diag_listening(other, port);
   if (d >= 0) return d;
   /* No sock_diag (a sandbox): the /proc table, slow on a host with many sockets. */
@@ -174,20 +201,74 @@ static int loopback_sibling_listening(const struct sockaddr *sa)
   return found;
 }
 
+/* A loopback address is given up only for a sibling that listens (the server is there, on the
+ * other family): the kernel tells that without a packet, and holding on to the first address of
+ * "localhost" meanwhile lets a server that comes up late on either family be reached. Any other
+ * address is given up at once when its name listed another after it: the program moves on to
+ * that one, which keeps the retries (docs/design.md, "Names with several addresses"). */
 int cg_has_fallback(const struct sockaddr *sa, socklen_t len)
 {
-  if (!sa || len < sizeof(sa_family_t)) return 0;
+  struct endpoint ep;
+  if (!sa || len < sizeof(sa_family_t) || !endpoint_of(sa, &ep)) return 0;
+  if (endpoint_loopback(&ep)) return loopback_sibling_listening(sa);
   int64_t now = cg_mono_ns();
   int hit = 0;
   if (gai_trylock()) {
     for (int i = 0; i < GAI_SLOTS && !hit; i++) {
       if (gai[i].n < 2 || now - gai[i].t > GAI_TTL_NS) continue;
       for (int j = 0; j < gai[i].n - 1; j++)
-        if (addr_eq((struct sockaddr *)&gai[i].a[j], sa)) { hit = 1; break; }
+        if (listed_as((struct sockaddr *)&gai[i].a[j], sa)) { hit = 1; break; }
     }
     atomic_store_explicit(&gai_lock, 0, memory_order_release);
   }
-  return hit || loopback_sibling_listening(sa);
+  return hit;
+}
+
+/* Destinations whose connect gave up at its deadline a moment ago, with every other address of
+ * the names that listed them. A first failure on one of them within SPENT_WINDOW_NS gives up at
+ * once: a program moving down its address list, or retrying on its own (java's HttpClient
+ * connects twice), must not turn the wait into one deadline per address or per try. */
+#define SPENT_SLOTS 16
+#define SPENT_WINDOW_NS (2 * 1000000000LL)
+static struct { int64_t t; struct endpoint ep; } spent[SPENT_SLOTS];
+static unsigned spent_next;
+
+static void spent_add(const struct endpoint *ep, int64_t now)
+{
+  for (int i = 0; i < SPENT_SLOTS; i++)
+    if (spent[i].t && !memcmp(&spent[i].ep, ep, sizeof *ep)) { spent[i].t = now; return; }
+  unsigned k = spent_next++ % SPENT_SLOTS;
+  spent[k].ep = *ep;
+  spent[k].t = now;
+}
+
+void cg_note_spent(const struct sockaddr *sa, socklen_t len, int64_t now)
+{
+  struct endpoint ep, sib;
+  if (!sa || len < sizeof(struct sockaddr_in) || !endpoint_of(sa, &ep) || !gai_trylock()) return;
+  spent_add(&ep, now);
+  for (int i = 0; i < GAI_SLOTS; i++) {
+    if (gai[i].n < 2 || now - gai[i].t > GAI_TTL_NS) continue;
+    int in = 0;
+    for (int j = 0; j < gai[i].n && !in; j++) in = listed_as((struct sockaddr *)&gai[i].a[j], sa);
+    for (int j = 0; in && j < gai[i].n; j++)
+      if (endpoint_of((struct sockaddr *)&gai[i].a[j], &sib)) {
+        sib.port = ep.port;
+        spent_add(&sib, now);
+      }
+  }
+  atomic_store_explicit(&gai_lock, 0, memory_order_release);
+}
+
+int cg_name_spent(const struct sockaddr *sa, socklen_t len, int64_t now)
+{
+  struct endpoint ep;
+  if (!sa || len < sizeof(struct sockaddr_in) || !endpoint_of(sa, &ep) || !gai_trylock()) return 0;
+  int hit = 0;
+  for (int i = 0; i < SPENT_SLOTS && !hit; i++)
+    hit = spent[i].t && now - spent[i].t <= SPENT_WINDOW_NS && !memcmp(&spent[i].ep, &ep, sizeof ep);
+  atomic_store_explicit(&gai_lock, 0, memory_order_release);
+  return hit;
 }
 
 void cg_fallback_after_fork(void)

@@ -15,10 +15,16 @@ static uint64_t rnd(void)
  * Returns NULL (yes, *delay set) or the reason for giving up. */
 const char *cg_may_retry(struct cg_fd *e, int64_t now, int64_t budget_end, unsigned *delay)
 {
-  if (e->attempt > cg_cfg.retries) return "retries_exhausted";
-  if (cg_has_fallback((const struct sockaddr *)&e->addr, e->addrlen)) return "fallback_address";
-  *delay = cg_backoff_ms(&cg_cfg, e->attempt, e->prev_delay_ms, rnd());
-  if (now + (int64_t)*delay * MS_NS >= budget_end) return "deadline";
+  const struct sockaddr *a = (const struct sockaddr *)&e->addr;
+  if (!cg_retries_left(&cg_cfg, e->attempt)) return "retries_exhausted";
+  if (cg_has_fallback(a, e->addrlen)) return "fallback_address";
+  /* This destination, or another address of its name, used up a deadline just now. */
+  if (e->attempt == 1 && cg_name_spent(a, e->addrlen, now)) return "deadline";
+  /* The schedule (policy.c) ends with an attempt in the deadline's last slot. */
+  if (cg_retry_delay(&cg_cfg, e->attempt, e->prev_delay_ms, rnd(), budget_end - now, delay)) {
+    cg_note_spent(a, e->addrlen, now);
+    return "deadline";
+  }
   return NULL;
 }
 
@@ -42,7 +48,7 @@ int64_t cg_attempt_end(struct cg_fd *e)
 /* Why a PASSED entry got no retry: the checks of cg_may_retry, in its order. */
 const char *cg_pass_reason(struct cg_fd *e)
 {
-  if (e->attempt > cg_cfg.retries) return "retries_exhausted";
+  if (!cg_retries_left(&cg_cfg, e->attempt)) return "retries_exhausted";
   if (cg_has_fallback((const struct sockaddr *)&e->addr, e->addrlen)) return "fallback_address";
   return "deadline";
 }

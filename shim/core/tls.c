@@ -1211,11 +1211,8 @@ int cg_tls_handshake(void *ssl, int which)
   int last_r = r, last_errno = e1, last_timed_out = 0;
   for (;;) {
     int64_t now = cg_mono_ns();
-    if (!why && attempt > cg_cfg.retries) why = "retries_exhausted";
-    if (!why) {
-      delay = cg_backoff_ms(&cg_cfg, attempt, prev_delay, rnd());
-      if (now + (int64_t)delay * MS_NS >= budget_end) why = "deadline";
-    }
+    if (!why && !cg_retries_left(&cg_cfg, attempt)) why = "retries_exhausted";
+    if (!why && cg_retry_delay(&cg_cfg, attempt, prev_delay, rnd(), budget_end - now, &delay)) why = "deadline";
     if (why) {
       log_failed(&c, &d, attempt, ACT_GIVE_UP, 0, why, "handshake");
       hs_end(ssl, 1);

@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   for (size_t i = 0; i < FZC_N; i++) warned += fzc_warned[i];
   FZ_CHECK(n == warned, "returned %d warnings, %d lines", n, warned);
   if (!c.disable) {
-    FZ_CHECK(c.retries <= 1000 && c.stack_depth <= CG_MAX_STACK && c.leak_exitcode <= 255, "ranges");
+    FZ_CHECK((c.retries <= 1000 || c.retries == CG_RETRIES_NONE) && c.stack_depth <= CG_MAX_STACK && c.leak_exitcode <= 255, "ranges");
     FZ_CHECK(c.backoff_ms <= c.backoff_max_ms, "backoff %u > max %u", c.backoff_ms, c.backoff_max_ms);
     FZ_CHECK(c.connect_timeout_ms > 0 && c.deadline_ms > 0, "zero timeout");
     FZ_CHECK((unsigned)c.jitter <= CG_JITTER_NONE && (unsigned)c.log_format <= CG_LOG_JSON, "enums");

@@ -110,7 +110,7 @@ START_TEST(every_variable_one_megabyte)
 #undef X
     ck_assert_int_eq(long_lines, 0);
     ck_assert_int_eq(c.disable, 0);
-    ck_assert_uint_eq(c.retries, 3);
+    ck_assert_uint_eq(c.retries, CG_RETRIES_NONE);
     ck_assert_str_eq(c.log, "stderr");
     free(mega);
   }
