@@ -37,8 +37,7 @@ kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null; srv=""
 say "2. With connguard: the same unmodified curl, LD_PRELOAD=libconnguard.so"
 server
 start=$(now_ms)
-run CONNGUARD_RETRIES=8 \
-  CONNGUARD_STACK_DEPTH=4 CONNGUARD_LOG="$log" LD_PRELOAD="$SHIM" curl -sS "http://127.0.0.1:$port/"
+run CONNGUARD_STACK_DEPTH=4 CONNGUARD_LOG="$log" LD_PRELOAD="$SHIM" curl -sS "http://127.0.0.1:$port/"
 rc=$?
 end=$(now_ms)
 printf 'curl exit status: %s after %d.%d s\n' "$rc" $(( (end - start) / 1000 )) $(( (end - start) % 1000 / 100 ))

@@ -137,14 +137,22 @@ def test_retries_zero():
 
 
 def test_deadline_ends_retries():
-    """DEADLINE_MS=250 with delays of 100 then 200 ms: the second retry would end past the
-    deadline, so the second failure is the last, with reason deadline."""
+    """DEADLINE_MS=250 with delays of 100 then 200 ms: the second delay would run into the last
+    slot of the deadline (25 ms, a tenth of it), so it is cut to start the third and last attempt
+    at 225 ms; its failure gives up with reason deadline."""
     for prog in (BLOCKING, POLL):
         with LogDir() as lg:
             port = _closed_port()
             p = cgconn.timed_run([prog, "127.0.0.1", str(port)], env=lg.env(CONNGUARD_DEADLINE_MS=250, CONNGUARD_RETRIES=10))
             check(p.out.startswith("error ECONNREFUSED via"), "client result", got=p.out)
-            cgconn.check_failures(lg.records(), 2, last="give_up", reason="deadline")
+            recs = lg.records()
+            check(len(recs) == 3, "three failures", got=recs)
+            cgconn.check_failures(recs[:1], 1, last="retry")
+            check([(r["attempt"], r["action"], r.get("delay_ms"), r.get("reason")) for r in recs] ==
+                  [(1, "retry", 100, None), (2, "retry", 125, None), (3, "give_up", None, "deadline")],
+                  "the second delay cut to the last slot", got=recs)
+            check(recs[2]["elapsed_ms"] >= recs[1]["elapsed_ms"] + 125 - 2 and recs[2]["elapsed_ms"] <= 250,
+                  "the last attempt in the last slot", got=recs)
             check(p.elapsed < 2, "took %.1fs" % p.elapsed)
 
 
@@ -205,8 +213,8 @@ def test_text_log_on_stderr():
 
 
 VARS_BAD = {
-    "RETRIES": ("banana", "3"), "BACKOFF_MS": ("-5", "100"), "BACKOFF_MAX_MS": ("1.5", "2000"),
-    "JITTER": ("banana", "full"), "CONNECT_TIMEOUT_MS": ("", "5000"), "DEADLINE_MS": ("0", "10000"),
+    "RETRIES": ("banana", "none"), "BACKOFF_MS": ("-5", "100"), "BACKOFF_MAX_MS": ("1.5", "2000"),
+    "JITTER": ("banana", "equal"), "CONNECT_TIMEOUT_MS": ("", "5000"), "DEADLINE_MS": ("0", "10000"),
     "RETRY_ON": ("sometimes", "refused,timeout"), "ONLY": ("localhost:80", "no restriction"),
     "SKIP": ("*", "nothing skipped"), "LOG_FORMAT": ("xml", "text"), "STACK_DEPTH": ("65", "16"),
     "LEAKS": ("maybe", "exit"), "LEAK_EXITCODE": ("-1", "0"), "LEAK_AGE_MS": ("soon", "30000"),
@@ -235,7 +243,7 @@ def test_bad_huge_value_one_short_warning():
     p = cglib.run([BLOCKING, "127.0.0.1", str(port), "-r"], env={"CONNGUARD_JITTER": "x" * 100000})
     check(p.out == "connected\ngot hello\n", "program", got=p.out)
     lines = p.err.splitlines()
-    check(len(lines) == 1 and len(lines[0]) < 400 and "(truncated)" in lines[0] and lines[0].endswith("; using full"),
+    check(len(lines) == 1 and len(lines[0]) < 400 and "(truncated)" in lines[0] and lines[0].endswith("; using equal"),
           "one short warning", got=p.err[:1000])
 
 

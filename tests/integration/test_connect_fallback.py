@@ -115,8 +115,9 @@ def test_python_dual_name_server_on_ipv4_only():
 
 
 def test_python_dual_name_late_server():
-    """Nothing listens yet: ::1 is handed back at once (another address follows), the last
-    address, 127.0.0.1, is retried until the server is up."""
+    """Nothing listens yet: the first address, ::1 (loopback), is held and retried; once the
+    server listens on the other family (127.0.0.1), the next failure on ::1 is handed back
+    (fallback_address) and python connects to 127.0.0.1 at once."""
     _need_unshare()
     cgconn.need_ipv6()
     port = cglib.free_port()
@@ -125,6 +126,39 @@ def test_python_dual_name_late_server():
         p = cglib.run(_hosts_cmd(lg, [cglib.PYTHON, "-c", PY, str(port)]), env=lg.env(**cgconn.LATE_ENV), timeout=30)
         check(p.returncode == 0 and p.out == "127.0.0.1 hello\n", "python result", got=p.out + p.err)
         recs = lg.records()
-        check(len(recs) >= 3, "records", got=recs)
-        _fallback_record(recs[:1], "[::1]:%d" % port)
-        cgconn.check_late(recs[1:], 1, "127.0.0.1:%d" % port, module="python3")
+        check(len(recs) == 3 and all(r["dst"] == "[::1]:%d" % port for r in recs), "records", got=recs)
+        check([(r["attempt"], r["action"], r.get("reason")) for r in recs] ==
+              [(1, "retry", None), (2, "retry", None), (3, "give_up", "fallback_address")], "held, then handed back", got=recs)
+
+
+def test_python_dual_name_late_server_on_the_first_address():
+    """The server comes up late on ::1, the first address: held and retried, ::1 is reached
+    (under the old rule, ::1 was handed back at once and python waited on 127.0.0.1 for ever)."""
+    _need_unshare()
+    cgconn.need_ipv6()
+    port = cglib.free_port(cgconn.socket.AF_INET6)
+    with LogDir() as lg:
+        cgconn.trigger_server(port, lg, after=2, host="::1")
+        p = cglib.run(_hosts_cmd(lg, [cglib.PYTHON, "-c", PY, str(port)]), env=lg.env(**cgconn.LATE_ENV), timeout=30)
+        check(p.returncode == 0 and p.out == "::1 hello\n", "python result", got=p.out + p.err)
+        cgconn.check_late(lg.records(), 2, "[::1]:%d" % port, module="python3")
+
+
+def test_python_dual_name_never_up_one_deadline_for_both():
+    """Nothing ever listens: ::1 is retried until the deadline; 127.0.0.1, tried by python right
+    after, shares the name's deadline and is handed back at once: one deadline, not two."""
+    _need_unshare()
+    cgconn.need_ipv6()
+    port = cglib.free_port()
+    with LogDir() as lg:
+        bare = cglib.run(_hosts_cmd(lg, [cglib.PYTHON, "-c", PY, str(port)]), preload=False)
+        p = cgconn.timed_run(_hosts_cmd(lg, [cglib.PYTHON, "-c", PY, str(port)]),
+                             env=lg.env(CONNGUARD_DEADLINE_MS=1000, CONNGUARD_RETRIES=None), timeout=30)
+        check(p.returncode == bare.returncode == 1 and "ConnectionRefusedError" in p.err, "python result", got=p.err)
+        recs = lg.records()
+        v6 = [r for r in recs if r["dst"] == "[::1]:%d" % port]
+        v4 = [r for r in recs if r["dst"] == "127.0.0.1:%d" % port]
+        check(len(v6) >= 3 and v6[-1]["action"] == "give_up" and v6[-1]["reason"] == "deadline", "::1 retried to the deadline", got=recs)
+        check(len(v4) == 1 and v4[0]["attempt"] == 1 and v4[0]["action"] == "give_up" and v4[0]["reason"] == "deadline",
+              "127.0.0.1 handed back at once", got=recs)
+        check(p.elapsed < 2.5, "took %.1fs for a 1 s deadline" % p.elapsed)
