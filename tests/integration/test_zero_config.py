@@ -8,6 +8,7 @@ stderr before it is compared with the bare run's, and read as the log. The name 
 made to list ::1 then 127.0.0.1 (glibc's order) in a private mount namespace: /etc/hosts of the
 machine is not touched. Clients of one test run in parallel, each with its own server and port.
 """
+import datetime
 import os
 import re
 import shutil
@@ -77,6 +78,14 @@ LIMITS = {
     # on 127.0.0.1: an IPv4 socket cannot reach a server that comes up on ::1.
     ("node", "::1"): "node's happy eyeballs leave ::1 after 250 ms",
 }
+
+
+# A known difference in what a program reports when no server ever comes, as (host, the
+# shim run's text, the bare run's text): node's happy eyeballs give ::1 250 ms of their own; the
+# shim holds the refused ::1 (so that a server late on ::1 is reached by the clients that wait),
+# so node records its own timeout for ::1 where it would have recorded the refusal. Same exit
+# status, same AggregateError (docs/design.md).
+NEVER_DIFF = {("node", "localhost"): ("ETIMEDOUT", "ECONNREFUSED")}
 
 
 def _installed(name):
@@ -270,6 +279,11 @@ def _late(host, srv_host):
     check(not bad, "\n\n".join(bad))
 
 
+def _span(records):
+    ts = [datetime.datetime.strptime(r["ts"], "%Y-%m-%dT%H:%M:%S.%fZ") for r in records]
+    return (max(ts) - min(ts)).total_seconds() if ts else None
+
+
 def _never(host):
     names = _names()
     if host == "localhost":
@@ -283,15 +297,23 @@ def _never(host):
     table, bad = [], []
     for r in runs:
         b = bare[r.name]
-        table.append("%-12s %-9s shim: rc=%s %.1fs   bare: rc=%s %.1fs" % (r.name, host, r.rc, r.elapsed, b.rc, b.elapsed))
+        table.append("%-12s %-9s shim: rc=%s %.1fs (first failure to give-up %s s)   bare: rc=%s %.1fs  %s" % (
+            r.name, host, r.rc, r.elapsed, _span(r.records), b.rc, b.elapsed, "same" if r.norm() == b.norm() else "DIFFERENT"))
         if b.rc == 0:
             bad.append("%s connected to a closed port?\n%s" % (r.name, b.show()))
             continue
-        if r.norm() != b.norm():
+        got = r.norm()
+        if (r.name, host) in NEVER_DIFF:
+            was, now = NEVER_DIFF[(r.name, host)]
+            got = (got[0], got[1], got[2].replace(was, now))
+        if got != b.norm():
             bad.append("%s must fail exactly as without the shim\n--- with:\n%s\n--- without:\n%s" % (r.name, r.show(), b.show()))
-        if r.elapsed > b.elapsed + DEADLINE + 1:
-            bad.append("%s gave up after %.1f s (bare: %.1f s): more than the deadline plus one second\n%s"
-                       % (r.name, r.elapsed, b.elapsed, r.show()))
+        # What the shim adds: from the first failed connect to the last give-up (process start-up
+        # on a loaded machine is not the shim's; the wall times are in the table).
+        span = _span(r.records)
+        if span is None or span > DEADLINE + 1:
+            bad.append("%s: %s s from the first failure to the last give-up: more than the deadline plus one second\n%s"
+                       % (r.name, span, r.show()))
         gave = [rec for rec in r.records if rec.get("action") == "give_up"]
         if not gave or not any(rec.get("reason") == "deadline" for rec in gave):
             bad.append("%s: no give-up at the deadline in the log\n%s" % (r.name, r.show()))
