@@ -5,14 +5,16 @@
 # test (the programs the tests drive, g++ for the C++ test library; groff-base ships groff
 # with the man macros and the utf8 device, without the X11 libraries of package groff;
 # python3-requests and python3-dev: the Python stack tests, a requests program and a C program
-# embedding Python),
+# embedding Python; wget, redis-tools, nodejs, postgresql-client, default-jdk-headless (java and
+# javac) and util-linux (unshare): the clients of the zero-configuration tests),
 # hostile (make fuzz, check-valgrind: clang with libFuzzer, valgrind), bench (make bench: ab from
 # apache2-utils, curl, strace, valgrind for the anchors).
 set -e
 stage=${1:-build}
 build_pkgs="gcc make libc6-dev pkg-config libssl-dev check binutils"
 demo_pkgs="python3 curl"
-test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++ strace groff-base python3-requests python3-dev"
+test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++ strace groff-base python3-requests python3-dev
+  wget redis-tools nodejs postgresql-client default-jdk-headless util-linux"
 hostile_pkgs="clang libclang-rt-14-dev valgrind"
 bench_pkgs="python3 apache2-utils curl strace valgrind"
 case "$stage" in
