@@ -67,6 +67,35 @@ static void peer_text(const unsigned char *raw, size_t n, char *out, size_t cap)
   }
 }
 
+/* Copies a string of the segment (another process's memory: bounded, printable only). */
+static void seg_str(const volatile char *src, size_t cap, char *out)
+{
+  size_t k = 0;
+  for (; k < cap && src[k]; k++) out[k] = src[k] >= 0x20 && src[k] != 0x7f ? src[k] : '?';
+  out[k] = 0;
+}
+
+/* A published Python stack as `File "f", line N, in fn` lines (written once before the slot
+ * that names it, like stacks[]). */
+static void py_text(const struct cg_stats *m, const volatile struct cg_leak_pystack *ps, struct leak *l)
+{
+  uint32_t nf = ps->nframes;
+  size_t o = 0;
+  if (nf > CG_STATS_PYFRAMES) nf = CG_STATS_PYFRAMES;
+  for (uint32_t i = 0; i < nf; i++) {
+    unsigned x = ps->site[i];
+    if (x < 1 || x > CG_STATS_PYSITES) break;
+    const volatile struct cg_leak_pysite *st = &m->pysites[x - 1];
+    char file[sizeof st->file + 1], func[sizeof st->func + 1];
+    seg_str(st->file, sizeof st->file, file);
+    seg_str(st->func, sizeof st->func, func);
+    int w = snprintf(l->py + o, sizeof l->py - o, "%sFile \"%s\", line %d, in %s", i ? "\n" : "", file, (int)st->line, func);
+    if (w < 0 || (size_t)w >= sizeof l->py - o) { l->py[o] = 0; break; }
+    o += (size_t)w;
+    l->npy++;
+  }
+}
+
 /* Seqlock read of every slot: a slot being rewritten is retried a few times, then skipped. */
 static void read_slots(const struct cg_stats *m, void *arg)
 {
@@ -91,6 +120,7 @@ static void read_slots(const struct cg_stats *m, void *arg)
       unsigned char raw[sizeof v->peer];
       for (size_t k = 0; k < sizeof raw; k++) raw[k] = (unsigned char)v->peer[k];
       uint32_t stack = v->stack;
+      uint32_t pystack = v->pystack;
       atomic_thread_fence(memory_order_acquire);
       if (atomic_load_explicit(&sl->seq, memory_order_relaxed) != s1) continue;
       peer_text(raw, sizeof raw, l.peer, sizeof l.peer);
@@ -106,6 +136,8 @@ static void read_slots(const struct cg_stats *m, void *arg)
         l.nframes = nf > CG_STATS_STACK ? CG_STATS_STACK : (int)nf;
         for (int k = 0; k < l.nframes; k++) l.pcs[k] = st->pcs[k];
       }
+      if (pystack == CG_LEAK_STACK_FULL) l.py_full = 1;
+      else if (pystack >= 1 && pystack <= CG_STATS_PYSTACKS) py_text(m, &m->pystacks[pystack - 1], &l);
       c->v[c->n++] = l;
       break;
     }
@@ -352,6 +384,12 @@ static void print_stack(const struct leak *l, const struct maps *mp, int resolve
   if (l->stack_full) {
     printf("    (not published: the segment's table of %d stacks is full; the exit report has it)\n", CG_STATS_STACKS);
     return;
+  }
+  if (l->py_full) printf("    (Python frames not published: the segment's tables of Python stacks are full)\n");
+  for (const char *p = l->npy ? l->py : NULL; p && *p;) {
+    const char *e = strchr(p, '\n');
+    printf("    %.*s\n", (int)(e ? e - p : (long)strlen(p)), p);
+    p = e ? e + 1 : NULL;
   }
   if (!l->nframes) { printf("    (no creation stack: CONNGUARD_STACK_DEPTH=0?)\n"); return; }
   for (int i = 0; i < l->nframes; i++) {

@@ -24,6 +24,9 @@ struct leak {
   int nframes;
   int stack_full;           /* the shim had a stack, but no room left in the segment for it */
   uint64_t pcs[CG_STATS_STACK];
+  int npy;                  /* Python frames (docs/python.md), innermost first, in py: one */
+  int py_full;              /* `File "f", line N, in fn` line each; py_full: not published */
+  char py[1536];
 };
 
 /* Sockets of s that are published and still open under the same inode. *out is malloc()ed;

@@ -138,6 +138,7 @@ static void slot_publish(struct cg_fd *e, int fd, unsigned via, const uintptr_t 
     return;
   }
   uint32_t stack = seg_stack(e->stack_id, pcs, n);
+  uint32_t pystack = cg_pystack_publish(e->pystack);
   slot_write_begin(s);
   s->fd = fd;
   s->kind = e->kind;
@@ -145,6 +146,7 @@ static void slot_publish(struct cg_fd *e, int fd, unsigned via, const uintptr_t 
   s->via = via;
   slot_peer(s, peer, plen);
   s->stack = stack;
+  s->pystack = pystack;
   atomic_store_explicit(&s->ino, (uint64_t)e->ino ? (uint64_t)e->ino : 1, memory_order_release);
   slot_write_end(s);
   atomic_store_explicit(&e->slot, (unsigned)i + 1, memory_order_release);

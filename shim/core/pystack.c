@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "stats.h"
 
 /* ---------- layouts ---------- */
 
@@ -395,6 +396,10 @@ struct tables {
   struct itab raw, sites, stacks;
   uint32_t *raw_site;              /* by raw id */
   struct site *site;               /* by site id */
+  /* Where each stack and site sits in the stats segment: generation << 32 | index + 1 (as
+   * leak.c's seg_stack_of; another generation's value counts as none). */
+  _Atomic uint64_t *seg_stack_of;  /* by stack id */
+  _Atomic uint64_t *seg_site_of;   /* by site id */
 };
 
 static struct tables *_Atomic tabs;
@@ -420,7 +425,8 @@ static struct tables *get_tables(void)
   struct tables *t = atomic_load_explicit(&tabs, memory_order_acquire);
   if (t) return t;
   size_t bytes = sizeof *t + itab_bytes(RAW_MAX, 3) + itab_bytes(SITE_MAX, 3) + itab_bytes(STK_MAX, STK_WORDS) +
-                 RAW_MAX * sizeof(uint32_t) + SITE_MAX * sizeof(struct site);
+                 RAW_MAX * sizeof(uint32_t) + SITE_MAX * sizeof(struct site) +
+                 (STK_MAX + 1 + SITE_MAX + 1) * sizeof(uint64_t);
   /* MAP_NORESERVE: only the pages call sites land on cost memory. */
   unsigned char *m = mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED) return NULL;
@@ -432,6 +438,10 @@ static struct tables *get_tables(void)
   n->raw_site = (uint32_t *)p;
   p += RAW_MAX * sizeof(uint32_t);
   n->site = (struct site *)p;
+  p += SITE_MAX * sizeof(struct site);
+  n->seg_stack_of = (_Atomic uint64_t *)p;
+  p += (STK_MAX + 1) * sizeof(uint64_t);
+  n->seg_site_of = (_Atomic uint64_t *)p;
   struct tables *expect = NULL;
   if (atomic_compare_exchange_strong(&tabs, &expect, n)) return n;
   munmap(m, bytes);
@@ -652,4 +662,84 @@ int cg_pystack_get(uint32_t id, struct cg_py_frame *out, int max)
     n++;
   }
   return n;
+}
+
+/* ---------- publication in the stats segment ---------- */
+
+/* Claims entry k of an append-only array of the segment for key id: the index + 1 another thread
+ * published first, or ours (after fill() wrote it), 0 when the array is full. */
+static uint32_t seg_claim(_Atomic uint64_t *of, uint32_t id, _Atomic uint64_t *used, unsigned cap,
+                          void *base, size_t size, void (*fill)(void *, uint32_t, struct tables *),
+                          struct tables *t)
+{
+  uint64_t gen = atomic_load_explicit(&cg_stats_gen, memory_order_relaxed);
+  uint64_t v = atomic_load_explicit(&of[id], memory_order_acquire);
+  if (v >> 32 == gen && (uint32_t)v) return (uint32_t)v;
+  if (atomic_load_explicit(used, memory_order_relaxed) >= cap) return 0;
+  uint64_t k = atomic_fetch_add_explicit(used, 1, memory_order_relaxed);
+  if (k >= cap) return 0;
+  void *e = (char *)base + k * size;
+  if (!cg_stats_room(e, size)) return 0;      /* /dev/shm is full */
+  fill(e, id, t);
+  uint64_t mine = gen << 32 | (k + 1);
+  if (!atomic_compare_exchange_strong_explicit(&of[id], &v, mine, memory_order_acq_rel, memory_order_acquire) &&
+      v >> 32 == gen && (uint32_t)v)
+    return (uint32_t)v;
+  return (uint32_t)(k + 1);
+}
+
+static void put_cut(char *dst, size_t cap, const char *src, int tail)
+{
+  size_t n = strlen(src);
+  if (n < cap) { memcpy(dst, src, n + 1); return; }
+  if (tail) {
+    /* The tail names the file; keep "..." and whole UTF-8 characters. */
+    const char *p = src + n - (cap - 4);
+    while ((*p & 0xc0) == 0x80) p++;
+    memcpy(dst, "...", 3);
+    memcpy(dst + 3, p, strlen(p) + 1);
+  } else {
+    size_t k = cap - 1;
+    while (k && (src[k] & 0xc0) == 0x80) k--;
+    memcpy(dst, src, k);
+    dst[k] = 0;
+  }
+}
+
+static void fill_site(void *e, uint32_t sid, struct tables *t)
+{
+  struct cg_leak_pysite *d = e;
+  const struct site *s = &t->site[sid - 1];
+  d->line = s->line;
+  put_cut(d->file, sizeof d->file, s->file, 1);
+  put_cut(d->func, sizeof d->func, s->func, 0);
+}
+
+static void fill_stack(void *e, uint32_t id, struct tables *t)
+{
+  struct cg_leak_pystack *d = e;
+  const uint64_t *k = key_of(&t->stacks, id);
+  unsigned n = 0;
+  for (unsigned i = 0; i < (unsigned)k[1] * 2 && n < CG_STATS_PYFRAMES; i++) {
+    uint32_t sid = (uint32_t)(k[2 + i / 2] >> (32 * (i & 1)));
+    if (!sid) break;
+    uint32_t x = seg_claim(t->seg_site_of, sid, &cg_stats->leak_pysites_used, CG_STATS_PYSITES,
+                           cg_stats->pysites, sizeof cg_stats->pysites[0], fill_site, t);
+    if (!x) break;                /* pysites[] full: the stack is cut there */
+    d->site[n++] = (uint16_t)x;
+  }
+  d->nframes = n;
+}
+
+uint32_t cg_pystack_publish(uint32_t id)
+{
+  struct tables *t = atomic_load_explicit(&tabs, memory_order_acquire);
+  if (!id || !t || id > t->stacks.max) return 0;
+  uint32_t x = seg_claim(t->seg_stack_of, id, &cg_stats->leak_pystacks_used, CG_STATS_PYSTACKS,
+                         cg_stats->pystacks, sizeof cg_stats->pystacks[0], fill_stack, t);
+  if (!x) {
+    CG_STAT_ADD(leak_pystacks_full, 1);
+    return CG_LEAK_STACK_FULL;
+  }
+  return x;
 }

@@ -35,6 +35,10 @@ int cg_pystack_active(void);
 uint32_t cg_pystack_capture(int safe);
 /* Frames of id, innermost first (up to max); returns how many. */
 int cg_pystack_get(uint32_t id, struct cg_py_frame *out, int max);
+/* Index (1-based) of stack id in the stats segment's pystacks[] (stats.h), written there the
+ * first time this segment needs it: 0 for id 0, CG_LEAK_STACK_FULL when the segment's tables
+ * are full. For leak slot publication; no lock, no system call. */
+uint32_t cg_pystack_publish(uint32_t id);
 /* Description of the interpreter found ("3.11", "none", "off", "unsupported 3.14"...). */
 const char *cg_pystack_describe(void);
 

@@ -11,14 +11,18 @@
 #include <sys/types.h>
 
 #define CG_STATS_MAGIC   0x54534743u   /* "CGST" little-endian */
-#define CG_STATS_VERSION 3             /* 2: leak slots published (leak_mode, via, ino atomic);
-                                          3: slots name a shared stack in stacks[] */
+#define CG_STATS_VERSION 4             /* 2: leak slots published (leak_mode, via, ino atomic);
+                                          3: slots name a shared stack in stacks[];
+                                          4: slots name a Python stack in pystacks[] */
 #define CG_STATS_ERRNOS  136           /* per-errno slots: errno < 136 */
 #define CG_TLS_BUCKETS   12            /* handshake seconds histogram */
 #define CG_LEAK_SLOTS    4096          /* published tracked sockets (see struct cg_leak_slot) */
 #define CG_STATS_STACK   16            /* frames per published stack */
 #define CG_STATS_STACKS  4096          /* distinct creation stacks published per process */
 #define CG_LEAK_STACK_FULL 0xffffffffu /* cg_leak_slot.stack: not published, stacks[] was full */
+#define CG_STATS_PYSTACKS 2048         /* distinct Python stacks published per process */
+#define CG_STATS_PYSITES  4096         /* distinct Python frames (file, line, function) */
+#define CG_STATS_PYFRAMES 32           /* frames per published Python stack */
 
 /* Upper bounds of the TLS handshake histogram buckets, in microseconds (last is +Inf). */
 #define CG_TLS_BUCKET_BOUNDS_US { 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, \
@@ -44,7 +48,11 @@
  * first slot that names it is published, and never changes or goes away while the segment
  * exists: read stacks[stack - 1] after a consistent slot copy, no lock needed. stack 0: no
  * stack (CONNGUARD_STACK_DEPTH=0, or the process's own table of stacks is full);
- * CG_LEAK_STACK_FULL: stacks[] was full (leak_stacks_full counts those slots). */
+ * CG_LEAK_STACK_FULL: stacks[] was full (leak_stacks_full counts those slots).
+ *
+ * Python programs (docs/python.md): pystack names the Python stack at creation in pystacks[]
+ * (1-based, 0 none, CG_LEAK_STACK_FULL when pystacks[] or pysites[] was full), whose frames name
+ * entries of pysites[] (1-based): same write-once, publish-before-use rule as stacks[]. */
 struct cg_leak_slot {
   atomic_uint seq;                   /* odd while being written (seqlock) */
   int32_t fd;                        /* meaningful only while live */
@@ -55,6 +63,8 @@ struct cg_leak_slot {
                                         UINT64_MAX being claimed */
   uint32_t stack;                    /* creation stack: 1-based index into stacks[], see above */
   uint32_t peerlen;                  /* bytes of peer in use, 0 unknown */
+  uint32_t pystack;                  /* Python stack: 1-based index into pystacks[], see above */
+  uint32_t pad;
   unsigned char peer[112];           /* raw struct sockaddr (in, in6, un; a unix path may be cut)
                                         given to connect() or returned by accept(): where it was
                                         going even if refused; /proc/net has the live address */
@@ -65,6 +75,20 @@ struct cg_leak_stack {
   uint32_t nframes;
   uint32_t pad;
   uint64_t pcs[CG_STATS_STACK];
+};
+
+/* A Python frame: file (its tail when longer), line, function; NUL-terminated. */
+struct cg_leak_pysite {
+  int32_t line;
+  char file[124];
+  char func[64];
+};
+
+/* A Python stack, innermost frame first: 1-based indexes into pysites[]. */
+struct cg_leak_pystack {
+  uint32_t nframes;
+  uint16_t site[CG_STATS_PYFRAMES];
+  uint32_t pad;
 };
 
 struct cg_stats {
@@ -92,6 +116,9 @@ struct cg_stats {
   _Atomic uint64_t leak_stacks_used;      /* entries of stacks[] handed out (may pass CG_STATS_STACKS
                                              by a few when it fills up: read the minimum) */
   _Atomic uint64_t leak_stacks_full;      /* slots published without their stack: stacks[] was full */
+  _Atomic uint64_t leak_pystacks_used;    /* entries of pystacks[] / pysites[] handed out (read the */
+  _Atomic uint64_t leak_pysites_used;     /* minimum with the array's size) */
+  _Atomic uint64_t leak_pystacks_full;    /* slots published without their Python stack */
   _Atomic uint64_t tls_handshakes;
   _Atomic uint64_t tls_failures;
   _Atomic uint64_t tls_retries;
@@ -100,6 +127,8 @@ struct cg_stats {
   _Atomic uint64_t tls_hs_count;
   struct cg_leak_slot leaks[CG_LEAK_SLOTS];
   struct cg_leak_stack stacks[CG_STATS_STACKS];   /* append-only; see struct cg_leak_slot */
+  struct cg_leak_pystack pystacks[CG_STATS_PYSTACKS];   /* append-only, as stacks[] */
+  struct cg_leak_pysite pysites[CG_STATS_PYSITES];      /* append-only */
 };
 
 /* Private until cg_stats_publish() maps the shared file; always valid to increment. */

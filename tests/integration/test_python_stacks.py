@@ -461,3 +461,38 @@ def test_report_groups_by_python_call_site():
     for name, n in (("leak_pool", 3), ("leak_one", 1)):
         check("%d socket%s (leak, 1 record)" % (n, "s" if n > 1 else "") in r.out and
               "created at: %s:%d in %s (Python)" % (APP, AT[name], name) in r.out, "leak group of %s" % name, got=r.out)
+
+
+LIVE = r'''
+import socket, sys, time
+def keep_a():
+    return socket.socket().detach()
+def keep_b():
+    return socket.socket().detach()
+held = [keep_a(), keep_a(), keep_b()]
+print("ready", flush=True)
+sys.stdin.readline()
+'''
+
+
+def test_live_leaks_show_python_frames():
+    """connguard leaks PID: each live candidate with its Python frames, before the native ones,
+    read from the stats segment (published Python stacks)."""
+    p = cglib.spawn([cglib.PYTHON, "-c", LIVE], env=_env(LEAK_AGE_MS=0), preload=True,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    check(p.stdout.readline() == b"ready\n", "program started")
+    r = cglib.run([cglib.TOOL, "leaks", "--no-symbols", str(p.pid)], preload=False)
+    p.stdin.close()
+    p.wait(10)
+    blocks = [b for b in r.out.split("\n\n") if b.startswith("LEAK?")]
+    check(len(blocks) == 3, "three candidates", got=r.out + r.err)
+    seen = []
+    for b in blocks:
+        lines = [l.strip() for l in b.splitlines()]
+        py = [l for l in lines if l.startswith("File ")]
+        first_native = next(i for i, l in enumerate(lines) if l.startswith("#0 "))
+        check(py and lines.index(py[-1]) < first_native, "Python frames before the native ones", got=b)
+        check(py[0].endswith("in __init__") and "socket.py" in py[0], "socket.socket() innermost", got=b)
+        seen.append(py[1])
+    check(sorted(seen) == sorted(['File "<string>", line 4, in keep_a'] * 2 + ['File "<string>", line 6, in keep_b']),
+          "each socket's own Python line", got=r.out)
