@@ -222,10 +222,17 @@ static void prepare_log_once(pid_t me)
   cg_log_prepare();
 }
 
+/* Set once the process (or a parent before fork) tracked a socket: the exit report of a process
+ * that never did (sh, sleep, true) skips the walk of the fd table, whose untouched pages would
+ * each cost a page fault. */
+static atomic_int tracked_ever;
+
 /* Records a socket fd in e. src: the entry it is a dup of (kind, peer copied), or NULL. */
 static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const struct stat *st,
                    const struct sockaddr *peer, socklen_t plen)
 {
+  if (!atomic_load_explicit(&tracked_ever, memory_order_relaxed))
+    atomic_store_explicit(&tracked_ever, 1, memory_order_relaxed);
   pid_t me = cg_leak_self_pid();
   /* Interned once per call site (stack.h's cache): no unwind for a site seen before. */
   const uintptr_t *pcs = NULL;
@@ -614,11 +621,11 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
   struct cg_leak_summary s;
   memset(&s, 0, sizeof s);
   pid_t me = (pid_t)syscall(SYS_getpid);
-  int64_t now = cg_realtime_ns();
 
   /* Pass 1: how many entries this process tracks (sizes the scratch memory). */
   unsigned tracked = 0;
-  for (int c = 0; c < CG_FD_MAX_CHUNKS; c++) {
+  int any = atomic_load_explicit(&tracked_ever, memory_order_relaxed);
+  for (int c = 0; any && c < CG_FD_MAX_CHUNKS; c++) {
     struct cg_fd *ch = atomic_load_explicit(&cg_fd_chunks[c], memory_order_acquire);
     if (!ch) continue;
     for (int i = 0; i < CG_FD_CHUNK; i++)
@@ -626,6 +633,7 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
   }
   int out = status;
   if (!tracked) goto done;
+  int64_t now = cg_realtime_ns();   /* here: the clock's first call costs page faults too */
   size_t bytes = tracked * (sizeof(struct item) + sizeof(struct group));
   void *mem = mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) goto done;
