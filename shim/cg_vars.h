@@ -18,7 +18,7 @@
   X(LOG,                STR,   "stderr",  "stderr, or a file path; %p is replaced by the pid") \
   X(LOG_FORMAT,         ENUM,  "text",    "text | json") \
   X(STACK_DEPTH,        COUNT, "16",      "frames per stack trace, 0 = none (max 64; leak stacks keep 16)") \
-  X(LEAKS,              ENUM,  "exit",    "off | exit: report leaked sockets at exit") \
+  X(LEAKS,              ENUM,  "exit",    "off | exit: report leaked sockets at exit | all: also list the open sockets that are not leaks") \
   X(LEAK_EXITCODE,      COUNT, "0",       "exit status when leaks are found and the program would exit 0 (0 = unchanged)") \
   X(LEAK_AGE_MS,        MS,    "30000",   "CLOSE_WAIT or open age after which a socket is a live leak candidate") \
   X(PYSTACK,            ENUM,  "on",      "on | off: Python frames (CPython 3.9-3.13) in failure and leak records") \

@@ -254,7 +254,8 @@ int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void 
   if (GET(LEAKS)) {
     if (!strcasecmp(v, "off") || !strcmp(v, "0")) c->leaks = CG_LEAKS_OFF;
     else if (!strcasecmp(v, "exit")) c->leaks = CG_LEAKS_EXIT;
-    else warn_bad(&w, "LEAKS", v, "expected off or exit", USED_DEFAULT(LEAKS));
+    else if (!strcasecmp(v, "all")) c->leaks = CG_LEAKS_ALL;
+    else warn_bad(&w, "LEAKS", v, "expected off, exit or all", USED_DEFAULT(LEAKS));
   }
   if (GET(LEAK_EXITCODE) && cg_parse_count(v, 255, &c->leak_exitcode))
     warn_bad(&w, "LEAK_EXITCODE", v, "expected an exit status from 0 to 255", USED_DEFAULT(LEAK_EXITCODE));

@@ -11,7 +11,8 @@ enum cg_jitter { CG_JITTER_FULL, CG_JITTER_EQUAL, CG_JITTER_DECORRELATED, CG_JIT
 enum cg_class { CG_CLASS_NONE = 0, CG_CLASS_REFUSED = 1, CG_CLASS_TIMEOUT = 2,
                 CG_CLASS_RESET = 4, CG_CLASS_UNREACH = 8 };
 enum cg_logfmt { CG_LOG_TEXT, CG_LOG_JSON };
-enum cg_leaks { CG_LEAKS_OFF, CG_LEAKS_EXIT };
+/* ALL: as EXIT, and the exit report also lists the open sockets it does not count as leaks. */
+enum cg_leaks { CG_LEAKS_OFF, CG_LEAKS_EXIT, CG_LEAKS_ALL };
 
 #define CG_MAX_STACK 64
 /* CONNGUARD_RETRIES unset, empty or "none": no cap on the count, the deadline alone ends the

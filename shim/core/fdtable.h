@@ -66,6 +66,8 @@ struct cg_fd {
   uint32_t stack_id;          /* in the shared stack table (stacktab.h), 0 = none */
   uint32_t pystack;           /* Python stack at creation (pystack.h), 0 = none */
   uint32_t kind;              /* socket type | family << 16, 0 = unknown */
+  uint32_t pair_ino;          /* socketpair(): the other end's inode (both ends held: no leak);
+                                 socket inodes are 32-bit (get_next_ino) */
   dev_t dev;
   ino_t ino;
   socklen_t peerlen;          /* peer given to connect() or returned by accept(), inet only */

@@ -6,9 +6,11 @@
 #include "stacktab.h"
 #include "stats.h"
 #include "supp.h"
+#include "tcpinfo.h"
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -271,7 +273,20 @@ void cg_leak_track(int fd, int via, int domain, int type, int protocol, const st
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
   e->tcp = via == CG_VIA_SOCKET && cg_is_tcp(domain, type, protocol);
+  e->pair_ino = 0;
   record(fd, e, (unsigned)via, domain > 0 && type > 0 ? kind_of(domain, type) : 0, &st, peer, plen);
+}
+
+void cg_leak_track_pair(const int sv[2], int domain, int type, int protocol)
+{
+  cg_leak_track(sv[0], CG_VIA_SOCKETPAIR, domain, type, protocol, NULL, 0);
+  cg_leak_track(sv[1], CG_VIA_SOCKETPAIR, domain, type, protocol, NULL, 0);
+  struct cg_fd *a = cg_fd_peek(sv[0]), *b = cg_fd_peek(sv[1]);
+  if (a && b && atomic_load_explicit(&a->track, memory_order_acquire) &&
+      atomic_load_explicit(&b->track, memory_order_acquire)) {
+    a->pair_ino = (uint32_t)b->ino;
+    b->pair_ino = (uint32_t)a->ino;
+  }
 }
 
 void cg_leak_track_accepted(int lfd, int fd, const struct sockaddr *peer, socklen_t plen)
@@ -300,6 +315,7 @@ void cg_leak_dup(int oldfd, int newfd)
   if (fstat(newfd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_dev != src->dev || st.st_ino != src->ino)
     return;   /* the source entry was stale */
   e->tcp = 0;
+  e->pair_ino = src->pair_ino;   /* a copy of a socketpair end is that end */
   record(newfd, e, CG_VIA_DUP, src->kind, &st, src->peerlen ? &src->peer.sa : NULL, src->peerlen);
 }
 
@@ -373,25 +389,63 @@ void cg_leak_load_suppressions(const char *path)
   }
 }
 
+/* What a socket still open at exit is (docs/leaks.md, "What is a leak"). The first ones are
+ * leaks: the socket cannot serve the program any more. The others are held: the program may
+ * still have had a use for them, and the kernel closes them at exit without loss. */
+enum xclass {
+  X_PEER_CLOSED, X_ERROR, X_UNCONNECTED, X_MANY,
+  H_CONNECTED, H_PAIR, H_PAIR_END, H_LISTEN, H_DGRAM, H_CONNECTING, H_HALF_CLOSED, H_FINISHED,
+  X_NCLASS
+};
+#define X_FIRST_HELD H_CONNECTED
+static const char *const xclass_name[X_NCLASS] = {
+  "peer_closed", "error", "unconnected", "many_open",
+  "connected", "socketpair", "socketpair_end", "listening", "connectionless", "connecting", "half_closed", "finished",
+};
+/* For the summary's "not reported" list. */
+static const char *const held_words[X_NCLASS][2] = {
+  [H_CONNECTED] = { "established connection", "established connections" },
+  [H_PAIR] = { "socketpair end held with its other end", "socketpair ends held with their other ends" },
+  [H_PAIR_END] = { "socketpair end whose other end was closed", "socketpair ends whose other ends were closed" },
+  [H_LISTEN] = { "listening socket", "listening sockets" },
+  [H_DGRAM] = { "connectionless socket", "connectionless sockets" },
+  [H_CONNECTING] = { "connect in progress", "connects in progress" },
+  [H_HALF_CLOSED] = { "connection shut down by the program, peer still open",
+                      "connections shut down by the program, peer still open" },
+  [H_FINISHED] = { "connection that ended at both ends", "connections that ended at both ends" },
+};
+
+/* A group (one creation stack) with this many sockets still open is reported whatever their
+ * state: connection pools keep fewer per call site (urllib3/requests 10 per host, HikariCP 10,
+ * pgbouncer 20, libcurl a few per handle, Go 2 idle per host), a per-request leak passes it
+ * after 32 requests. docs/leaks.md argues the number. */
+#define CG_LEAK_MANY 32
+
 struct item {
   int fd;
   uint32_t stack_id;
   uint32_t pystack;       /* Python call site: one native stack serves every Python line */
   uint32_t via;           /* part of the group key: one call site obtains sockets one way,
                              but without stacks (CONNGUARD_STACK_DEPTH=0) all share id 0 */
+  uint32_t kind;
+  uint8_t cls;            /* enum xclass */
+  uint8_t leak;           /* reported as a leak */
+  const char *state;
   struct cg_fd *e;
 };
 
 struct group {
-  unsigned first, count;
+  unsigned first, count;  /* items[first .. first+count): leaks first, then held */
+  unsigned nleak;
 };
 
-/* Shell sort: no allocation (qsort may malloc at exit), n is the number of leaked fds. */
+/* Shell sort: no allocation (qsort may malloc at exit), n is the number of open fds. */
 static int item_less(const struct item *a, const struct item *b)
 {
   if (a->stack_id != b->stack_id) return a->stack_id < b->stack_id;
   if (a->pystack != b->pystack) return a->pystack < b->pystack;
   if (a->via != b->via) return a->via < b->via;
+  if (a->leak != b->leak) return a->leak > b->leak;
   return a->fd < b->fd;
 }
 
@@ -406,8 +460,31 @@ static void sort_items(struct item *v, unsigned n)
     }
 }
 
+static void sort_inos(ino_t *v, unsigned n)
+{
+  for (unsigned gap = n / 2; gap > 0; gap /= 2)
+    for (unsigned i = gap; i < n; i++) {
+      ino_t t = v[i];
+      unsigned j = i;
+      for (; j >= gap && t < v[j - gap]; j -= gap) v[j] = v[j - gap];
+      v[j] = t;
+    }
+}
+
+static int ino_held(const ino_t *v, unsigned n, ino_t ino)
+{
+  unsigned lo = 0, hi = n;
+  while (lo < hi) {
+    unsigned mid = lo + (hi - lo) / 2;
+    if (v[mid] < ino) lo = mid + 1; else hi = mid;
+  }
+  return lo < n && v[lo] == ino;
+}
+
+/* Groups by reported leaks, largest first; then by held sockets (CONNGUARD_LEAKS=all). */
 static int group_less(const struct group *a, const struct group *b, const struct item *it)
 {
+  if (a->nleak != b->nleak) return a->nleak > b->nleak;
   if (a->count != b->count) return a->count > b->count;
   return it[a->first].fd < it[b->first].fd;
 }
@@ -461,23 +538,66 @@ static const char *const tcp_states[] = {
   "CLOSED" /* TCP_CLOSE: never connected, or reset */, "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
 };
 
-/* The live state: TCP's own for TCP sockets, else LISTEN / CONNECTED / UNCONNECTED. */
-static const char *state_of(int fd, unsigned kind)
+/* The live state (TCP's own for TCP sockets, else LISTEN / CONNECTED / PEER_CLOSED /
+ * UNCONNECTED) and what that makes the socket. One or two system calls per socket, at exit
+ * only. pair_held: for a socketpair end, whether the process holds the other end too. */
+static enum xclass classify(int fd, const struct cg_fd *e, unsigned via, unsigned kind, int pair_held,
+                            const char **state)
 {
   int fam = (int)(kind >> 16), type = (int)(kind & 0xffff);
   if ((fam == AF_INET || fam == AF_INET6) && type == SOCK_STREAM) {
-    struct tcp_info ti;
-    socklen_t l = sizeof ti;
-    memset(&ti, 0, sizeof ti);
-    if (syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 &&
-        ti.tcpi_state < sizeof tcp_states / sizeof *tcp_states)
-      return tcp_states[ti.tcpi_state];
+    struct cg_tcp_info ti;
+    if (cg_tcp_info(fd, &ti) == 0 && ti.state < sizeof tcp_states / sizeof *tcp_states) {
+      *state = tcp_states[ti.state];
+      switch (ti.state) {
+      case TCP_ESTABLISHED: return H_CONNECTED;
+      case TCP_SYN_SENT: case TCP_SYN_RECV: return H_CONNECTING;
+      case TCP_FIN_WAIT1: case TCP_FIN_WAIT2: return H_HALF_CLOSED;
+      /* The peer closed and the program did neither shutdown() nor close(). */
+      case TCP_CLOSE_WAIT: return X_PEER_CLOSED;
+      /* Both sides shut down: the program ended the connection itself, only the descriptor is
+       * left for the kernel to free. */
+      case TCP_LAST_ACK: case TCP_CLOSING: case TCP_TIME_WAIT: return H_FINISHED;
+      case TCP_LISTEN: return H_LISTEN;
+      case TCP_CLOSE: {
+        /* An error the program never read (reset, refused, timed out): a leak. Reading it
+         * clears it, which no longer matters at exit. */
+        int err = sys_getsockopt_int(fd, SOL_SOCKET, SO_ERROR);
+        if (err > 0) return X_ERROR;
+        /* Never a segment: never connected, or a connect that failed (the kernel resets the
+         * counters) and whose socket was kept. */
+        if (!ti.segs || !ti.have_segs) return e->peerlen || via == CG_VIA_ACCEPT ? X_ERROR : X_UNCONNECTED;
+        /* It was connected and ended (both sides closed, or a reset whose error the program
+         * read): the program saw the end. */
+        return H_FINISHED;
+      }
+      default: break;
+      }
+    }
   }
-  if (sys_getsockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN) == 1) return "LISTEN";
+  if (sys_getsockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN) == 1) { *state = "LISTEN"; return H_LISTEN; }
+  /* Both ends of a socketpair in this process: a runtime's own wake-up channel (java, git,
+   * socat), or the program talking to itself across threads. */
+  if (pair_held) { *state = "CONNECTED"; return H_PAIR; }
   struct sockaddr_storage ss;
   socklen_t l = sizeof ss;
-  if (syscall(SYS_getpeername, fd, &ss, &l) == 0) return "CONNECTED";
-  return "UNCONNECTED";
+  int connected = syscall(SYS_getpeername, fd, &ss, &l) == 0;
+  if (type == SOCK_STREAM || type == SOCK_SEQPACKET) {
+    if (!connected) { *state = "UNCONNECTED"; return X_UNCONNECTED; }
+    /* The peer closed (or shut down its sending side): POLLHUP / POLLRDHUP, without waiting. */
+    struct pollfd p = { fd, POLLRDHUP, 0 };
+    if (syscall(SYS_poll, &p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP))) {
+      *state = "PEER_CLOSED";
+      /* The other end of a socketpair is the process's own (or a child's): closing it was the
+       * program's decision, not a peer going away unnoticed. Java keeps such an end for good
+       * (its pre-close descriptor); a parent keeps one after its child exited. */
+      return e->pair_ino ? H_PAIR_END : X_PEER_CLOSED;
+    }
+    *state = "CONNECTED";
+    return H_CONNECTED;
+  }
+  *state = connected ? "CONNECTED" : "UNCONNECTED";
+  return H_DGRAM;
 }
 
 #define LIST_MAX 4        /* distinct addresses / states shown per group */
@@ -546,34 +666,39 @@ static int group_suppressed(const uintptr_t *pcs, int n, uint32_t pystack, unsig
   return 0;
 }
 
-static void report_group(const struct item *it, unsigned count, int64_t now)
+static void hint_add(char *h, size_t cap, int *first, unsigned n, const char *what)
+{
+  size_t l = strlen(h);
+  if (!n || l >= cap) return;
+  snprintf(h + l, cap - l, "%s%u %s", *first ? "" : ", ", n, what);
+  *first = 0;
+}
+
+/* One record for count sockets of one group: "leak" records the ones that are leaks,
+ * "open_at_exit" (CONNGUARD_LEAKS=all) the held ones. */
+static void report_group(const struct item *it, unsigned count, int64_t now, int leak)
 {
   const uintptr_t *pcs = NULL;
   int n = cg_stacktab_get(it[0].stack_id, &pcs);
   int64_t fds[FDS_MAX];
   int nf = 0;
   int64_t oldest = now;
-  unsigned kind = 0;
-  int close_wait = 0, listen = 0;
-  struct distinct states, locals, peers;
+  unsigned kind = 0, by[X_NCLASS];
+  memset(by, 0, sizeof by);
+  struct distinct states, locals, peers, why;
   memset(&states, 0, sizeof states);
   memset(&locals, 0, sizeof locals);
   memset(&peers, 0, sizeof peers);
+  memset(&why, 0, sizeof why);
   for (unsigned i = 0; i < count; i++) {
     const struct cg_fd *e = it[i].e;
     int fd = it[i].fd;
     if (nf < FDS_MAX) fds[nf++] = fd;
     if (e->created_ns < oldest) oldest = e->created_ns;
-    unsigned k = e->kind;
-    if (!k) {
-      int d = sys_getsockopt_int(fd, SOL_SOCKET, SO_DOMAIN), t = sys_getsockopt_int(fd, SOL_SOCKET, SO_TYPE);
-      if (d > 0 && t > 0) k = kind_of(d, t);
-    }
-    if (!kind) kind = k;
-    const char *st = state_of(fd, k);
-    if (!strcmp(st, "CLOSE_WAIT")) close_wait++;
-    if (!strcmp(st, "LISTEN")) listen++;
-    distinct_add(&states, st);
+    if (!kind) kind = it[i].kind;
+    by[it[i].cls]++;
+    distinct_add(&states, it[i].state);
+    distinct_add(&why, xclass_name[it[i].cls]);
     char a[ADDR_LEN];
     struct sockaddr_storage ss;
     socklen_t l = sizeof ss;
@@ -592,24 +717,33 @@ static void report_group(const struct item *it, unsigned count, int64_t now)
   }
   char kb[48];
   struct cg_rec r;
-  cg_rec_begin(&r, "leak");
+  cg_rec_begin(&r, leak ? "leak" : "open_at_exit");
   cg_rec_int(&r, "sockets", count);
   cg_rec_intlist(&r, "fds", fds, nf);
   cg_rec_str(&r, "kind", kind_name(kind, kb, sizeof kb));
   cg_rec_str(&r, "via", via_name(it[0].via));
   put_distinct(&r, "state", &states);
+  put_distinct(&r, "reason", &why);
   cg_rec_int(&r, "age_ms", (now - oldest) / 1000000);
   put_distinct(&r, "local", &locals);
   put_distinct(&r, "peer", &peers);
-  char hint[256];
+  char hint[400];
   const char *what = count == 1 ? "socket" : "sockets";
-  if (close_wait)
-    snprintf(hint, sizeof hint, "%u %s still open at exit, %d in CLOSE_WAIT: the peer closed and the program "
-             "never closed its end; obtained at:", count, what, close_wait);
-  else if (listen == (int)count)
-    snprintf(hint, sizeof hint, "%u listening %s still open at exit; obtained at:", count, what);
-  else
-    snprintf(hint, sizeof hint, "%u %s still open at exit, never closed; obtained at:", count, what);
+  int first = 1;
+  if (leak) {
+    snprintf(hint, sizeof hint, "%u %s still open at exit: ", count, what);
+    if (by[X_MANY] || count >= CG_LEAK_MANY)
+      hint_add(hint, sizeof hint, &first, count, "from one call site (more than a pool keeps: opened and never closed)");
+    hint_add(hint, sizeof hint, &first, by[X_PEER_CLOSED],
+             "whose peer closed (CLOSE_WAIT): the program neither shut down nor closed its end");
+    hint_add(hint, sizeof hint, &first, by[X_ERROR], "reset or failed to connect, never closed");
+    hint_add(hint, sizeof hint, &first, by[X_UNCONNECTED], "never connected nor listening");
+  } else {
+    snprintf(hint, sizeof hint, "%u %s open at exit, not counted as leaked (CONNGUARD_LEAKS=all): ", count, what);
+    for (int c = X_FIRST_HELD; c < X_NCLASS; c++) hint_add(hint, sizeof hint, &first, by[c], held_words[c][by[c] != 1]);
+  }
+  size_t hl = strlen(hint);
+  if (hl < sizeof hint) snprintf(hint + hl, sizeof hint - hl, "; obtained at:");
   cg_rec_detail(&r, "hint", hint);
   cg_rec_pystack(&r, it[0].pystack);
   if (n > 0) cg_rec_stack(&r, pcs, n);
@@ -621,6 +755,9 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
   struct cg_leak_summary s;
   memset(&s, 0, sizeof s);
   pid_t me = (pid_t)syscall(SYS_getpid);
+  unsigned held_by[X_NCLASS];
+  memset(held_by, 0, sizeof held_by);
+  int all = cg_cfg.leaks == CG_LEAKS_ALL;
 
   /* Pass 1: how many entries this process tracks (sizes the scratch memory). */
   unsigned tracked = 0;
@@ -634,11 +771,12 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
   int out = status;
   if (!tracked) goto done;
   int64_t now = cg_realtime_ns();   /* here: the clock's first call costs page faults too */
-  size_t bytes = tracked * (sizeof(struct item) + sizeof(struct group));
+  size_t bytes = tracked * (sizeof(struct item) + sizeof(struct group) + sizeof(ino_t));
   void *mem = mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) goto done;
   struct item *items = mem;
   struct group *groups = (struct group *)(items + tracked);
+  ino_t *inos = (ino_t *)(groups + tracked);
 
   /* Pass 2: only what is still open and still the same socket. */
   unsigned n = 0;
@@ -654,14 +792,31 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
         s.stale++;
         continue;
       }
+      memset(&items[n], 0, sizeof items[n]);
       items[n].fd = fd;
       items[n].stack_id = e->stack_id;
       items[n].pystack = e->pystack;
       items[n].via = atomic_load_explicit(&e->track, memory_order_relaxed);
       items[n].e = e;
+      inos[n] = e->ino;
       n++;
     }
   }
+  /* Pass 3: what each one is (inodes sorted: "the other end of the pair is held too"). */
+  sort_inos(inos, n);
+  for (unsigned i = 0; i < n; i++) {
+    struct item *x = &items[i];
+    unsigned k = x->e->kind;
+    if (!k) {
+      int d = sys_getsockopt_int(x->fd, SOL_SOCKET, SO_DOMAIN), t = sys_getsockopt_int(x->fd, SOL_SOCKET, SO_TYPE);
+      if (d > 0 && t > 0) k = kind_of(d, t);
+    }
+    x->kind = k;
+    int pair_held = x->e->pair_ino && ino_held(inos, n, x->e->pair_ino);
+    x->cls = (uint8_t)classify(x->fd, x->e, x->via, k, pair_held, &x->state);
+    x->leak = x->cls < X_FIRST_HELD;
+  }
+  /* Groups by creation stack; a group that grew to CG_LEAK_MANY is a leak as a whole. */
   sort_items(items, n);
   unsigned ng = 0;
   for (unsigned i = 0; i < n;) {
@@ -669,36 +824,66 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
     while (j < n && items[j].stack_id == items[i].stack_id && items[j].pystack == items[i].pystack &&
            items[j].via == items[i].via)
       j++;
+    if (j - i >= CG_LEAK_MANY)
+      for (unsigned k = i; k < j; k++)
+        if (!items[k].leak) { items[k].leak = 1; items[k].cls = X_MANY; }
     groups[ng].first = i;
     groups[ng].count = j - i;
+    groups[ng].nleak = 0;
+    for (unsigned k = i; k < j; k++) groups[ng].nleak += items[k].leak;
+    if (j - i >= CG_LEAK_MANY) sort_items(items + i, j - i);   /* leaks first again */
     ng++;
     i = j;
   }
   sort_groups(groups, ng, items);
   for (unsigned g = 0; g < ng; g++) {
     const struct item *it = &items[groups[g].first];
+    unsigned nl = groups[g].nleak, nh = groups[g].count - nl;
+    for (unsigned k = nl; k < groups[g].count; k++) held_by[it[k].cls]++;
+    s.held += nh;
+    if (!nl) continue;
     const uintptr_t *pcs = NULL;
     int np = cg_stacktab_get(it->stack_id, &pcs);
-    if (group_suppressed(pcs, np, it->pystack, groups[g].count)) {
-      s.suppressed += groups[g].count;
+    if (group_suppressed(pcs, np, it->pystack, nl)) {
+      s.suppressed += nl;
       s.suppressed_groups++;
       continue;
     }
-    report_group(it, groups[g].count, now);
+    report_group(it, nl, now, 1);
     s.groups++;
-    s.sockets += groups[g].count;
+    s.sockets += nl;
   }
+  if (all)
+    for (unsigned g = 0; g < ng; g++) {
+      unsigned nl = groups[g].nleak, nh = groups[g].count - nl;
+      if (nh) report_group(&items[groups[g].first + nl], nh, now, 0);
+    }
   munmap(mem, bytes);
 
 done:
   if (s.sockets && status == 0 && cg_cfg.leak_exitcode) out = (int)cg_cfg.leak_exitcode;
-  if (s.groups || s.suppressed) {
+  /* Nothing at all when nothing leaked: held sockets are the program's business, said only
+   * with CONNGUARD_LEAKS=all or next to real leaks. */
+  if (s.groups || s.suppressed || (all && s.held)) {
     struct cg_rec r;
-    char hint[200];
+    char hint[600];
     cg_rec_begin(&r, "leak_summary");
     cg_rec_int(&r, "groups", s.groups);
     cg_rec_int(&r, "sockets", s.sockets);
     cg_rec_int(&r, "suppressed", s.suppressed);
+    cg_rec_int(&r, "not_reported", s.held);
+    if (s.held) {
+      static char nr[X_NCLASS][40];
+      const char *nv[X_NCLASS];
+      int k = 0;
+      for (int c = X_FIRST_HELD; c < X_NCLASS; c++) {
+        if (!held_by[c]) continue;
+        snprintf(nr[k], sizeof nr[k], "%s=%u", xclass_name[c], held_by[c]);
+        nv[k] = nr[k];
+        k++;
+      }
+      cg_rec_strlist(&r, "not_reported_as", nv, k);
+    }
     if (out != status) cg_rec_int(&r, "exit_code", out);
     if (s.suppressed) {
       /* Like LeakSanitizer's "Suppressions used": which patterns matched, how many sockets. */
@@ -715,12 +900,24 @@ done:
     }
     snprintf(hint, sizeof hint, "SUMMARY: connguard: %u %s leaked in %u %s", s.sockets,
              s.sockets == 1 ? "socket" : "sockets", s.groups, s.groups == 1 ? "group" : "groups");
-    if (s.suppressed) {
-      size_t l = strlen(hint);
-      snprintf(hint + l, sizeof hint - l, ", %u suppressed", s.suppressed);
+    size_t l = strlen(hint);
+    if (s.suppressed) snprintf(hint + l, sizeof hint - l, ", %u suppressed", s.suppressed);
+    if (s.held) {
+      l = strlen(hint);
+      snprintf(hint + l, sizeof hint - l, "; %u open %s at exit not reported: ", s.held,
+               s.held == 1 ? "socket" : "sockets");
+      int first = 1;
+      for (int c = X_FIRST_HELD; c < X_NCLASS; c++) {
+        if (!held_by[c]) continue;
+        l = strlen(hint);
+        snprintf(hint + l, sizeof hint - l, "%s%u %s", first ? "" : ", ", held_by[c], held_words[c][held_by[c] != 1]);
+        first = 0;
+      }
+      l = strlen(hint);
+      snprintf(hint + l, sizeof hint - l, all ? " (listed above)" : " (CONNGUARD_LEAKS=all lists them)");
     }
     if (out != status) {
-      size_t l = strlen(hint);
+      l = strlen(hint);
       snprintf(hint + l, sizeof hint - l, "; exit status %d (CONNGUARD_LEAK_EXITCODE)", out);
     }
     cg_rec_detail(&r, "hint", hint);
@@ -736,7 +933,7 @@ done:
 static void at_exit(int status, void *arg)
 {
   (void)arg;
-  if (!cg_enabled || cg_cfg.leaks != CG_LEAKS_EXIT) return;
+  if (!cg_enabled || cg_cfg.leaks == CG_LEAKS_OFF) return;
   cg_in_hook++;
   int out = cg_leak_report(status, NULL);
   cg_in_hook--;
@@ -764,7 +961,7 @@ void cg_leak_init(void)
    * (cg_leak_borrowed_memory), which protects the engine's state too. */
   cg_leak_self_pid();
   pthread_atfork(NULL, NULL, cg_leak_after_fork_child);
-  if (cg_cfg.leaks != CG_LEAKS_EXIT) return;
+  if (cg_cfg.leaks == CG_LEAKS_OFF) return;
   cg_stats_set_leak(1, cg_cfg.leak_age_ms);
   if (cg_cfg.suppressions[0]) cg_leak_load_suppressions(cg_cfg.suppressions);
   on_exit(at_exit, NULL);

@@ -33,7 +33,7 @@ void cg_leak_init(void);
  * the shim itself. */
 static inline int cg_leak_enabled(void)
 {
-  return cg_enabled && !cg_in_hook && cg_cfg.leaks == CG_LEAKS_EXIT;
+  return cg_enabled && !cg_in_hook && cg_cfg.leaks != CG_LEAKS_OFF;
 }
 
 /* A socket fd the program has just obtained. domain/type: 0 when unknown (then looked up at
@@ -41,6 +41,9 @@ static inline int cg_leak_enabled(void)
  * address accept() returned, or NULL. Not for signal context (stack unwinding). */
 void cg_leak_track(int fd, int via, int domain, int type, int protocol, const struct sockaddr *peer,
                    socklen_t plen);
+/* Both ends of a new socketpair(), each knowing the other (the exit report does not count a
+ * pair the process still holds at both ends as a leak). */
+void cg_leak_track_pair(const int sv[2], int domain, int type, int protocol);
 /* fd was accepted on listener lfd (its kind is copied when lfd is tracked). */
 void cg_leak_track_accepted(int lfd, int fd, const struct sockaddr *peer, socklen_t plen);
 /* newfd is now a copy of oldfd (dup, dup2, dup3, F_DUPFD*): tracked when oldfd is a tracked
@@ -62,6 +65,7 @@ struct cg_leak_summary {
   unsigned groups, sockets;                 /* reported (not suppressed) */
   unsigned suppressed, suppressed_groups;
   unsigned stale;                           /* entries dropped by the identity check */
+  unsigned held;                            /* open at exit, not leaks (docs/leaks.md) */
 };
 /* Writes one "leak" record per group of this process's leaked sockets and, when there was
  * anything to say, one "leak_summary" record. status: the exit status the program asked for;

@@ -10,7 +10,7 @@ CG_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
   if (cg_cfg.tls) cg_tls_note_connect(fd);   /* for TLS layers that hide their fd (curl) */
   int r = CG_GUARDED(int, cg_connect(fd, addr, len));
   /* The destination is the leaked socket's peer if it is never closed (even a refused one). */
-  if (cg_cfg.leaks == CG_LEAKS_EXIT) {
+  if (cg_cfg.leaks != CG_LEAKS_OFF) {
     int e = errno;
     cg_in_hook++;
     cg_leak_note_peer(fd, addr, len);

@@ -10,8 +10,7 @@ CG_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
   if (r == 0 && cg_leak_enabled()) {
     int e = errno;
     cg_in_hook++;
-    cg_leak_track(sv[0], CG_VIA_SOCKETPAIR, domain, type, protocol, NULL, 0);
-    cg_leak_track(sv[1], CG_VIA_SOCKETPAIR, domain, type, protocol, NULL, 0);
+    cg_leak_track_pair(sv, domain, type, protocol);
     cg_in_hook--;
     errno = e;
   }

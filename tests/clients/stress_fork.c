@@ -4,8 +4,9 @@
  * inside connect, its retries and its log writes: the children must neither deadlock nor
  * inherit a held lock.
  *   stress_fork CHILDREN THREADS PER PORT exit|_exit [leak]
- * With "leak", each parent thread leaves one UDP socket open at the end and each child and
- * grandchild one UDP6 socket: every process's exit report must list exactly its own.
+ * With "leak", each parent thread leaves one TCP socket (never connected: a leak) open at the
+ * end and each child and
+ * grandchild one TCP6 socket: every process's exit report must list exactly its own.
  * Prints "result WHO:RESULT COUNT" lines (WHO: parent, child, grandchild; RESULT: ok or an errno
  * name; "status:N" / "signal:N" for how children ended). */
 #include "stress.h"
@@ -23,7 +24,7 @@ static void *worker(void *arg)
     snprintf(what, sizeof what, "parent:%s", connect_once(port));
     hist_add(what);
   }
-  if (leak && socket(AF_INET, SOCK_DGRAM, 0) < 0) hist_add("socket_failed");
+  if (leak && socket(AF_INET, SOCK_STREAM, 0) < 0) hist_add("socket_failed");
   return NULL;
 }
 
@@ -44,12 +45,12 @@ static void child(void)
 {
   alarm(30);   /* pending alarms are not inherited: a deadlocked child dies of SIGALRM */
   report("child", connect_once(port));
-  if (leak && socket(AF_INET6, SOCK_DGRAM, 0) < 0) leave(6);
+  if (leak && socket(AF_INET6, SOCK_STREAM, 0) < 0) leave(6);
   pid_t g = fork();
   if (g == 0) {
     alarm(30);
     report("grandchild", connect_once(port));
-    if (leak && socket(AF_INET6, SOCK_DGRAM, 0) < 0) leave(6);
+    if (leak && socket(AF_INET6, SOCK_STREAM, 0) < 0) leave(6);
     leave(0);
   }
   int st = 0;

@@ -28,10 +28,10 @@ def _list(v):
 
 def _norm_text(rec):
     out = dict(rec)
-    for k in ("sockets", "groups", "suppressed", "age_ms", "exit_code", "pid"):
+    for k in ("sockets", "groups", "suppressed", "not_reported", "age_ms", "exit_code", "pid"):
         if k in out:
             out[k] = int(out[k])
-    for k in ("fds", "state", "local", "peer", "suppressions"):
+    for k in ("fds", "state", "reason", "local", "peer", "suppressions", "not_reported_as"):
         if k in out:
             out[k] = _list(out[k])
     if "fds" in out:
@@ -54,25 +54,30 @@ def _norm_json(rec):
     return out
 
 
-def report(text, fmt="text", pid=None):
-    """(leak records, summary records) found in a log, optionally of one pid only."""
+def report(text, fmt="text", pid=None, held=False):
+    """(leak records, summary records) found in a log, optionally of one pid only. held: the
+    "open_at_exit" records (sockets open at exit that are not leaks, CONNGUARD_LEAKS=all)
+    count as leak records too."""
     if fmt == "json":
         recs = [_norm_json(r) for r in cglib.json_records(text)]
     else:
         recs = [_norm_text(r) for r in cglib.text_records(text)]
     if pid is not None:
         recs = [r for r in recs if r["pid"] == pid]
-    leaks = [r for r in recs if r["event"] == "leak"]
+    leaks = [r for r in recs if r["event"] == "leak" or (held and r["event"] == "open_at_exit")]
     sums = [r for r in recs if r["event"] == "leak_summary"]
     return leaks, sums
 
 
 def run(cmd, env=None, fmt="text", timeout=60):
+    """p.leaks: the leak records; p.held: the open_at_exit ones (CONNGUARD_LEAKS=all)."""
     e = dict(env or {})
     if fmt == "json":
         e["CONNGUARD_LOG_FORMAT"] = "json"
     p = cglib.run(cmd, env=e, timeout=timeout)
     p.leaks, p.sums = report(p.err, fmt)
+    allrecs, _ = report(p.err, fmt, held=True)
+    p.held = [r for r in allrecs if r["event"] == "open_at_exit"]
     return p
 
 

@@ -35,7 +35,7 @@ def test_sockets_open_before_the_shim_are_not_leaks():
     s.set_inheritable(True)
     code = ("import os, socket, sys, threading\n"
             "fd = int(sys.argv[1]); d = os.dup(fd)\n"
-            "c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
             "threading.Thread(target=lambda k: threading.Event().wait(), args=([c, d],), daemon=True).start()\n"
             "print(fd, d, c.fileno())\n")
     env = cglib.env_for({})
@@ -46,5 +46,5 @@ def test_sockets_open_before_the_shim_are_not_leaks():
     fd, d, c = (int(x) for x in p.stdout.split())
     leaks, sums = leaklib.report(err)
     check(p.returncode == 0, "child result", got=err)
-    check(len(leaks) == 1 and leaks[0]["fds"] == [c] and leaks[0]["kind"] == "udp",
+    check(len(leaks) == 1 and leaks[0]["fds"] == [c] and leaks[0]["kind"] == "tcp",
           "only the control socket; the inherited one (%d) and its dup (%d) are not leaks" % (fd, d), got=err)

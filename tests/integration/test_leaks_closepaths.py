@@ -15,7 +15,7 @@ def _one(mode):
     # through `mode` are not reported.
     check(len(p.leaks) == 1, "%s: only the control socket may be reported" % mode, got=p.err)
     r = p.leaks[0]
-    check(r["fds"] == [control] and r["sockets"] == 1 and r["kind"] == "udp", "%s: control" % mode, got=p.err)
+    check(r["fds"] == [control] and r["sockets"] == 1 and r["kind"] == "tcp", "%s: control" % mode, got=p.err)
     check(leaklib.addr2line(b, r["stack"][0]["offset"]) == "control_leak", "%s: control stack" % mode, got=p.err)
     s = p.sums[0]
     check((s["groups"], s["sockets"]) == (1, 1), "%s: summary" % mode, got=p.err)

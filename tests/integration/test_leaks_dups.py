@@ -1,7 +1,9 @@
-"""Leaks of sockets obtained by socketpair() (both ends) and by copies of a tracked socket:
-dup2(), dup3(), dup(), fcntl(F_DUPFD_CLOEXEC). Each is reported at exit, one group per creation
-site, with its exact count, fds, kind, via and the stack of the function that obtained it
-(client tests/clients/leak_dups.c, JSON log in a file per process)."""
+"""Sockets obtained by socketpair() (both ends) and by copies of a tracked socket: dup2(),
+dup3(), dup(), fcntl(F_DUPFD_CLOEXEC). None is a leak (a socketpair held at both ends, a
+connectionless socket): by default nothing is printed; CONNGUARD_LEAKS=all lists each at exit,
+one group per creation site, with its exact count, fds, kind, via, why it is not a leak and the
+stack of the function that obtained it (client tests/clients/leak_dups.c, JSON log in a file
+per process)."""
 import re
 
 import cglib
@@ -10,17 +12,18 @@ import leaklib
 from cglib import check
 from cgconn import LogDir
 
-LEAK_KEYS = {"ts", "pid", "event", "sockets", "fds", "kind", "via", "state", "age_ms", "local", "peer", "hint", "stack"}
-SUMMARY_KEYS = {"ts", "pid", "event", "groups", "sockets", "suppressed", "hint"}
+LEAK_KEYS = {"ts", "pid", "event", "sockets", "fds", "kind", "via", "state", "reason", "age_ms", "local", "peer", "hint",
+             "stack"}
+SUMMARY_KEYS = {"ts", "pid", "event", "groups", "sockets", "suppressed", "not_reported", "not_reported_as", "hint"}
 OUT = re.compile(r"^source=(\d+) pair=([\d,]+) dup2=(\d+) dup3=(\d+) dup=(\d+) fcntl=(\d+)\n$")
 
 
-def _run(n, **env):
+def _run(n, leaks="all", **env):
     """Runs leak_dups N under the shim, JSON log to <dir>/log.%p: (binary, fds it printed,
-    leak records and summaries as leaklib normalises them, the records as written)."""
+    open_at_exit records and summaries as leaklib normalises them, the records as written)."""
     b = leaklib.client("leak_dups")
     with LogDir() as lg:
-        p = cglib.run([b, str(n)], env=lg.env(CONNGUARD_LEAKS="exit", **env))
+        p = cglib.run([b, str(n)], env=lg.env(CONNGUARD_LEAKS=leaks, **env))
         check(p.returncode == 0 and p.err == "", "leak_dups: exit status and stderr", got=p.out + p.err)
         m = OUT.match(p.out)
         check(m, "leak_dups output", got=p.out)
@@ -29,14 +32,17 @@ def _run(n, **env):
         check(fds["dup2"] == 300 and fds["dup3"] == 301 and fds["fcntl"] >= 400 and len(fds["pair"]) == 2 * n,
               "the client's fds", got=p.out)
         logs = lg.by_pid()            # every line one whole JSON object of the file's pid
+        if leaks == "exit":
+            check(not any(logs.values()), "not a leak among them: nothing written", got=logs)
+            return b, fds, [], [], []
         check(len(logs) == 1, "one process, one log", got=logs)
         pid, recs = list(logs.items())[0]
         with open(lg.files()[0]) as f:
-            leaks, sums = leaklib.report(f.read(), "json", pid=pid)
+            leaks, sums = leaklib.report(f.read(), "json", pid=pid, held=True)
         check(len(leaks) + len(sums) == len(recs), "nothing but the leak report in the log", got=recs)
     stacks = env.get("CONNGUARD_STACK_DEPTH", 1) != 0
     for r in recs:   # as written, before leaklib's normalisation
-        keys = (LEAK_KEYS if stacks else LEAK_KEYS - {"stack"}) if r["event"] == "leak" else SUMMARY_KEYS
+        keys = (LEAK_KEYS if stacks else LEAK_KEYS - {"stack"}) if r["event"] == "open_at_exit" else SUMMARY_KEYS
         check(set(r) == keys, "%s record keys" % r["event"], got=sorted(r))
         cgconn.check_ts(r)
     check(recs and recs[-1]["event"] == "leak_summary", "the summary is the last record", got=recs)
@@ -48,7 +54,11 @@ def _frames(r):
     return [f for f in r["stack"] if not (cglib.SAN_PRELOAD and "libasan" in f["module"])]
 
 
-def test_socketpair_and_dup_copies_reported_per_site():
+def test_socketpair_and_copies_are_not_leaks():
+    _run(3, leaks="exit")
+
+
+def test_socketpair_and_dup_copies_listed_per_site():
     n = 3
     b, fds, leaks, sums, recs = _run(n)
     src_addr = None
@@ -78,7 +88,12 @@ def test_socketpair_and_dup_copies_reported_per_site():
         check(r["state"] == ["CONNECTED"], what + "state", got=r)
         check(isinstance(r["age_ms"], int) and 0 <= r["age_ms"] < 60000, what + "age", got=r)
         noun = "socket" if len(fl) == 1 else "sockets"
-        check(r["hint"] == "%d %s still open at exit, never closed; obtained at:" % (len(fl), noun), what + "hint", got=r)
+        why = ("%d socketpair ends held with their other ends" % len(fl) if via == "socketpair"
+               else "1 connectionless socket")
+        check(r["event"] == "open_at_exit" and r["reason"] == (["socketpair"] if via == "socketpair" else ["connectionless"]),
+              what + "not a leak, and why", got=r)
+        check(r["hint"] == "%d %s open at exit, not counted as leaked (CONNGUARD_LEAKS=all): %s; obtained at:"
+              % (len(fl), noun, why), what + "hint", got=r)
         if via == "socketpair":
             check(r["local"] == ["unix:(unnamed)"] and r["peer"] == ["unix:(unnamed)"], what + "addresses", got=r)
         else:
@@ -93,8 +108,11 @@ def test_socketpair_and_dup_copies_reported_per_site():
           "exactly the leaked sockets are reported", got=reported)
     check(len(sums) == 1, "one summary", got=recs)
     s = sums[0]
-    check((s["groups"], s["sockets"], s["suppressed"]) == (6, 2 * n + 5, 0), "summary counts", got=s)
-    check(s["hint"] == "SUMMARY: connguard: %d sockets leaked in 6 groups" % (2 * n + 5), "summary hint", got=s)
+    check((s["groups"], s["sockets"], s["suppressed"], s["not_reported"]) == (0, 0, 0, 2 * n + 5), "summary counts", got=s)
+    check(s["not_reported_as"] == ["socketpair=%d" % (2 * n), "connectionless=5"], "summary: why", got=s)
+    check(s["hint"] == "SUMMARY: connguard: 0 sockets leaked in 0 groups; %d open sockets at exit not reported: "
+          "%d socketpair ends held with their other ends, 5 connectionless sockets (listed above)" % (2 * n + 5, 2 * n),
+          "summary hint", got=s)
 
 
 def test_without_stacks_copies_group_by_how_obtained():
@@ -109,4 +127,4 @@ def test_without_stacks_copies_group_by_how_obtained():
     check(g["socket"]["fds"] == [fds["source"]], "the source", got=g["socket"])
     check(all(r["stack"] == [] for r in leaks), "no frames", got=leaks)
     s = sums[0]
-    check((s["groups"], s["sockets"], s["suppressed"]) == (3, 7, 0), "summary counts", got=s)
+    check((s["groups"], s["sockets"], s["suppressed"], s["not_reported"]) == (0, 0, 0, 7), "summary counts", got=s)

@@ -43,9 +43,9 @@ def _storm(how, leak=False):
             if not leak:
                 want = []
             elif pid == parent[0]:
-                want = [("leak", THREADS, "udp"), ("leak_summary", THREADS, None)]
+                want = [("leak", THREADS, "tcp"), ("leak_summary", THREADS, None)]
             else:
-                want = [("leak", 1, "udp6"), ("leak_summary", 1, None)]
+                want = [("leak", 1, "tcp6"), ("leak_summary", 1, None)]
             check(leaks == want, "%d: exactly its own leaked sockets" % pid, got=leaks)
         return by_pid
     finally:

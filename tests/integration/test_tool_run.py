@@ -94,7 +94,7 @@ def test_bad_option_values_stop_before_anything_runs():
         (["--skip", "[::1:80"], "--skip '[::1:80'"),
         (["--log-format", "xml"], "--log-format 'xml': expected text or json"),
         (["--stack-depth", "65"], "--stack-depth '65': expected a count from 0 to 64"),
-        (["--leaks=sometimes"], "--leaks 'sometimes': expected off or exit"),
+        (["--leaks=sometimes"], "--leaks 'sometimes': expected off, exit or all"),
         (["--leak-exitcode", "256"], "--leak-exitcode '256'"),
         (["--leak-age", "soon"], "--leak-age 'soon'"),
         (["--backoff", "3s", "--backoff-max", "1s"], "the backoff cap (1000ms, --backoff-max) is below the first backoff (3000ms, --backoff)"),

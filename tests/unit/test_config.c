@@ -402,6 +402,12 @@ START_TEST(bools)
   assert_one_warning("LEAKS", "sometimes", "exit");
   ck_assert_int_eq(load1("CONNGUARD_LEAKS", "off"), 0);
   ck_assert_int_eq(cfg.leaks, CG_LEAKS_OFF);
+  ck_assert_int_eq(load1("CONNGUARD_LEAKS", "all"), 0);
+  ck_assert_int_eq(cfg.leaks, CG_LEAKS_ALL);
+  ck_assert_int_eq(load1("CONNGUARD_LEAKS", "ALL"), 0);
+  ck_assert_int_eq(cfg.leaks, CG_LEAKS_ALL);
+  ck_assert_int_eq(load1("CONNGUARD_LEAKS", "exit"), 0);
+  ck_assert_int_eq(cfg.leaks, CG_LEAKS_EXIT);
 }
 END_TEST
 

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "engine.h"
@@ -46,6 +48,14 @@ static int count_in_log(const char *needle)
   return c;
 }
 
+static int tracked_socket_of(int family, int type)
+{
+  int fd = socket(family, type, 0);
+  ck_assert_int_ge(fd, 0);
+  cg_leak_track(fd, CG_VIA_SOCKET, family, type, 0, NULL, 0);
+  return fd;
+}
+
 static int tracked_socket(int type)
 {
   int fd = socket(AF_INET, type, 0);
@@ -56,15 +66,21 @@ static int tracked_socket(int type)
 
 START_TEST(open_sockets_are_reported)
 {
+  /* A TCP socket never connected is a leak; a UDP socket is not (connectionless), and is
+   * counted in the summary. */
   tracked_socket(SOCK_STREAM);
   tracked_socket(SOCK_DGRAM);
   struct cg_leak_summary s;
   ck_assert_int_eq(cg_leak_report(0, &s), 0);
-  ck_assert_uint_eq(s.sockets, 2);
+  ck_assert_uint_eq(s.sockets, 1);
+  ck_assert_uint_eq(s.held, 1);
   ck_assert_uint_eq(s.stale, 0);
   ck_assert_int_eq(count_in_log("\"event\":\"leak\""), (int)s.groups);
+  ck_assert_int_eq(count_in_log("\"event\":\"open_at_exit\""), 0);
   ck_assert_int_eq(count_in_log("\"event\":\"leak_summary\""), 1);
-  ck_assert_int_eq(count_in_log("\"groups\":1,\"sockets\":2,\"suppressed\":0"), 1);
+  ck_assert_int_eq(count_in_log("\"reason\":[\"unconnected\"]"), 1);
+  ck_assert_int_eq(count_in_log("\"groups\":1,\"sockets\":1,\"suppressed\":0,\"not_reported\":1,"
+                                "\"not_reported_as\":[\"connectionless=1\"]"), 1);
 }
 END_TEST
 
@@ -147,9 +163,10 @@ START_TEST(stale_entry_replaced_on_reuse)
   syscall(SYS_close, a);
   int b = tracked_socket(SOCK_DGRAM);
   ck_assert_int_eq(a, b);
+  cg_cfg.leaks = CG_LEAKS_ALL;   /* a UDP socket is no leak: listed as open_at_exit */
   struct cg_leak_summary s;
   cg_leak_report(0, &s);
-  ck_assert_uint_eq(s.sockets, 1);
+  ck_assert_uint_eq(s.sockets + s.held, 1);
   ck_assert_int_eq(count_in_log("\"kind\":\"udp\""), 1);
   ck_assert_int_eq(count_in_log("\"kind\":\"tcp\""), 0);
 }
@@ -177,7 +194,7 @@ START_TEST(child_does_not_report_the_parents)
     cg_leak_after_fork_child();   /* what the registered fork handler does */
     struct cg_leak_summary s;
     cg_leak_report(0, &s);
-    int own = tracked_socket(SOCK_DGRAM);
+    int own = tracked_socket(SOCK_STREAM);
     struct cg_leak_summary s2;
     cg_leak_report(0, &s2);
     _exit(s.sockets == 0 && s2.sockets == 1 && own >= 0 ? 0 : 1);
@@ -316,14 +333,14 @@ END_TEST
 
 START_TEST(full_stack_table_publishes_without_stack)
 {
-  int a = tracked_socket(SOCK_DGRAM);
+  int a = tracked_socket(SOCK_STREAM);
   atomic_store(&cg_stats->leak_stacks_used, CG_STATS_STACKS);   /* as if 4096 sites came first */
   int fresh = from_other_site();
   ck_assert_uint_eq(slot_of(fresh)->stack, CG_LEAK_STACK_FULL);
   ck_assert_uint_ne(atomic_load(&slot_of(fresh)->ino), 0);      /* published all the same */
   ck_assert_uint_eq(atomic_load(&cg_stats->leak_stacks_full), 1);
   ck_assert_uint_eq(atomic_load(&cg_stats->leak_stacks_used), CG_STATS_STACKS);
-  int b = tracked_socket(SOCK_DGRAM);
+  int b = tracked_socket(SOCK_STREAM);
   ck_assert_uint_eq(slot_of(b)->stack, slot_of(a)->stack);       /* a stored one is still shared */
   assert_stack_of(b);
   /* The exit report has every stack: it reads the process's own table. */
@@ -357,6 +374,131 @@ START_TEST(fork_child_publishes_its_own_stacks)
 }
 END_TEST
 
+/* ---- what is a leak at exit (docs/leaks.md) ---- */
+
+static int listener(struct sockaddr_in *a)
+{
+  socklen_t al = sizeof *a;
+  memset(a, 0, sizeof *a);
+  a->sin_family = AF_INET;
+  a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int l = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_eq(bind(l, (struct sockaddr *)a, sizeof *a), 0);
+  ck_assert_int_eq(listen(l, 16), 0);
+  ck_assert_int_eq(getsockname(l, (struct sockaddr *)a, &al), 0);
+  return l;
+}
+
+/* A tracked client connected to l; *peer: its accepted (untracked) end. */
+static int tracked_client(int l, const struct sockaddr_in *a, int *peer)
+{
+  int c = tracked_socket(SOCK_STREAM);
+  ck_assert_int_eq(connect(c, (const struct sockaddr *)a, sizeof *a), 0);
+  cg_leak_note_peer(c, (const struct sockaddr *)a, sizeof *a);
+  *peer = (int)syscall(SYS_accept4, l, NULL, NULL, 0);
+  ck_assert_int_ge(*peer, 0);
+  return c;
+}
+
+static void settle(void) { usleep(50000); }   /* loopback FINs and RSTs are in by then */
+
+START_TEST(held_sockets_are_not_leaks)
+{
+  struct sockaddr_in a;
+  int l = listener(&a), p1;
+  tracked_client(l, &a, &p1);                                /* established: held by a pool */
+  int sv[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  cg_leak_track_pair(sv, AF_UNIX, SOCK_STREAM, 0);           /* both ends held: a wake-up channel */
+  int lt = tracked_socket(SOCK_STREAM);                      /* a listener */
+  struct sockaddr_in any = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  ck_assert_int_eq(bind(lt, (struct sockaddr *)&any, sizeof any), 0);
+  ck_assert_int_eq(listen(lt, 1), 0);
+  tracked_socket(SOCK_DGRAM);                                /* connectionless */
+  int sv2[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2), 0);
+  cg_leak_track_pair(sv2, AF_UNIX, SOCK_STREAM, 0);
+  cg_fd_forget(sv2[1]);
+  syscall(SYS_close, sv2[1]);                                /* one end kept (java's pre-close fd) */
+  int p2, c2 = tracked_client(l, &a, &p2);                   /* ended at both ends by the program */
+  shutdown(c2, SHUT_WR);
+  syscall(SYS_close, p2);
+  settle();
+  cg_cfg.leak_exitcode = 9;
+  struct cg_leak_summary s;
+  ck_assert_int_eq(cg_leak_report(0, &s), 0);                /* no leak: status kept */
+  ck_assert_uint_eq(s.sockets, 0);
+  ck_assert_uint_eq(s.held, 7);
+  ck_assert_int_eq(count_in_log("event"), 0);                /* and nothing printed */
+  cg_cfg.leaks = CG_LEAKS_ALL;
+  ck_assert_int_eq(cg_leak_report(0, &s), 0);
+  ck_assert_int_eq(count_in_log("\"event\":\"leak\""), 0);
+  ck_assert_int_eq(count_in_log("\"event\":\"leak_summary\""), 1);
+  ck_assert_int_eq(count_in_log("\"not_reported\":7,\"not_reported_as\":[\"connected=1\",\"socketpair=2\","
+                                "\"socketpair_end=1\",\"listening=1\",\"connectionless=1\",\"finished=1\"]"), 1);
+  ck_assert_int_ge(count_in_log("\"event\":\"open_at_exit\""), 1);
+  cg_cfg.leak_exitcode = 0;
+}
+END_TEST
+
+START_TEST(dead_sockets_are_leaks)
+{
+  struct sockaddr_in a;
+  int l = listener(&a), p1, p2;
+  tracked_client(l, &a, &p1);
+  syscall(SYS_close, p1);                                    /* peer closed: CLOSE_WAIT */
+  int c2 = tracked_client(l, &a, &p2);
+  struct linger lg = { 1, 0 };
+  setsockopt(p2, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  syscall(SYS_close, p2);                                    /* reset, error never read */
+  int u = (int)syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0), ul = (int)syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un ua = { .sun_family = AF_UNIX };
+  snprintf(ua.sun_path + 1, sizeof ua.sun_path - 1, "cg-leak-unit-%d", (int)getpid());   /* abstract */
+  socklen_t ual = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(ua.sun_path + 1));
+  ck_assert_int_eq(bind(ul, (struct sockaddr *)&ua, ual), 0);
+  ck_assert_int_eq(listen(ul, 1), 0);
+  syscall(SYS_close, u);
+  u = tracked_socket_of(AF_UNIX, SOCK_STREAM);
+  ck_assert_int_eq(connect(u, (struct sockaddr *)&ua, ual), 0);
+  int up = (int)syscall(SYS_accept4, ul, NULL, NULL, 0);
+  syscall(SYS_close, up);                                    /* a unix peer that went away */
+  tracked_socket(SOCK_STREAM);                               /* never connected */
+  settle();
+  cg_cfg.leak_exitcode = 9;
+  struct cg_leak_summary s;
+  ck_assert_int_eq(cg_leak_report(0, &s), 9);
+  ck_assert_uint_eq(s.sockets, 4);
+  ck_assert_uint_eq(s.held, 0);
+  /* One call site for all four (this test's frames are left out of stacks): one record. */
+  ck_assert_int_eq(count_in_log("\"event\":\"leak\",\"sockets\":4,"), 1);
+  ck_assert_int_eq(count_in_log("\"CLOSE_WAIT\""), 1);
+  ck_assert_int_eq(count_in_log("\"PEER_CLOSED\""), 1);
+  ck_assert_int_eq(count_in_log("\"CLOSED\""), 1);
+  ck_assert_int_eq(count_in_log("\"reason\":[\"peer_closed\",\"error\","), 1);
+  ck_assert_int_eq(count_in_log("\"unconnected\"]"), 1);
+  (void)c2;
+  cg_cfg.leak_exitcode = 0;
+}
+END_TEST
+
+START_TEST(a_group_that_grew_is_a_leak)
+{
+  /* CG_LEAK_MANY (32) healthy connections from one call site: reported, all of them. */
+  struct sockaddr_in a;
+  int l = listener(&a), p;
+  for (int i = 0; i < 31; i++) tracked_client(l, &a, &p);
+  struct cg_leak_summary s;
+  cg_leak_report(0, &s);
+  ck_assert_uint_eq(s.sockets, 0);
+  ck_assert_uint_eq(s.held, 31);
+  tracked_client(l, &a, &p);
+  cg_leak_report(0, &s);
+  ck_assert_uint_eq(s.sockets, 32);
+  ck_assert_uint_eq(s.groups, 1);
+  ck_assert_int_eq(count_in_log("\"reason\":[\"many_open\"]"), 1);
+}
+END_TEST
+
 int main(void)
 {
   Suite *su = suite_create("leak");
@@ -373,6 +515,9 @@ int main(void)
   tcase_add_test(tc, child_does_not_report_the_parents);
   tcase_add_test(tc, forget_by_another_owner_is_ignored);
   tcase_add_test(tc, suppressed_by_module);
+  tcase_add_test(tc, held_sockets_are_not_leaks);
+  tcase_add_test(tc, dead_sockets_are_leaks);
+  tcase_add_test(tc, a_group_that_grew_is_a_leak);
   suite_add_tcase(su, tc);
   TCase *ts = tcase_create("stats");
   tcase_add_checked_fixture(ts, setup_stats, teardown);
