@@ -15,12 +15,14 @@ build_pkgs="gcc make libc6-dev pkg-config libssl-dev check binutils"
 demo_pkgs="python3 curl"
 test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++ strace groff-base python3-requests python3-dev
   wget redis-tools nodejs postgresql-client default-jdk-headless util-linux"
+# socat and git: real runtimes of the leak tests (tests/integration/test_leaks_runtimes.py).
+leak_test_pkgs="socat git"
 hostile_pkgs="clang libclang-rt-14-dev valgrind"
 bench_pkgs="python3 apache2-utils curl strace valgrind"
 case "$stage" in
   build) want=$build_pkgs ;;
   demo)  want="$build_pkgs $demo_pkgs" ;;
-  test)  want="$build_pkgs $test_pkgs" ;;
+  test)  want="$build_pkgs $test_pkgs $leak_test_pkgs" ;;
   hostile) want="$build_pkgs $test_pkgs $hostile_pkgs" ;;
   bench) want="$build_pkgs $bench_pkgs" ;;
   *) echo "deps.sh: unknown stage '$stage'" >&2; exit 2 ;;
