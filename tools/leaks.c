@@ -417,6 +417,31 @@ static const char *kind_name(uint32_t kind)
   return "socket";
 }
 
+/* One group: same verdict, same way obtained, same native and Python creation stacks. */
+static int same_group(const struct leak *a, const struct leak *b)
+{
+  if (a->candidate != b->candidate || a->via != b->via || a->stack_full != b->stack_full ||
+      a->nframes != b->nframes || a->npy != b->npy || a->py_full != b->py_full)
+    return 0;
+  for (int k = 0; k < a->nframes; k++)
+    if (a->pcs[k] != b->pcs[k]) return 0;
+  return !a->npy || !strcmp(a->py, b->py);
+}
+
+/* "LEAK? fd 4: tcp CLOSE_WAIT 127.0.0.1:5 -> 127.0.0.1:6, open 3.0s (socket:[123])" and why;
+ * in a group of several, indented under the group's line instead. */
+static void print_socket(const struct leak *l, int in_group)
+{
+  char ab[32];
+  fmt_duration(ab, sizeof ab, l->age_ns);
+  if (in_group) printf("  fd %d: %s %s", l->fd, kind_name(l->kind), tcp_state_name(l->state));
+  else printf("\n%s fd %d: %s %s", l->candidate ? "LEAK?" : "ok   ", l->fd, kind_name(l->kind), tcp_state_name(l->state));
+  if (l->local[0]) printf(" %s", l->local);
+  printf(" -> %s, open %s", l->peer[0] ? l->peer : "(no peer)", l->created_ns ? ab : "(age unknown)");
+  printf(" (socket:[%llu])\n", (unsigned long long)l->ino);
+  if (l->why[0]) printf("%s  %s\n", in_group ? "  " : "", l->why);
+}
+
 int cmd_leaks(int argc, char **argv)
 {
   static const struct option lo[] = {
@@ -476,19 +501,25 @@ int cmd_leaks(int argc, char **argv)
            nunknown, nunknown == 1 ? "" : "s", unknown);
   struct maps *mp = maps_load(pid);
   if (resolve && !sym_available()) resolve = 0;
-  for (int i = 0; i < n; i++) {
+  /* Grouped by creation stack, as the exit report groups them: the stack is printed once per
+   * group, each socket on its own lines. Groups in order of their first socket. */
+  char *done = calloc((size_t)n + 1, 1);
+  for (int i = 0; done && i < n; i++) {
     const struct leak *l = &v[i];
-    if (!l->candidate && !all) continue;
-    char ab[32];
-    fmt_duration(ab, sizeof ab, l->age_ns);
-    printf("\n%s fd %d: %s %s", l->candidate ? "LEAK?" : "ok   ", l->fd, kind_name(l->kind), tcp_state_name(l->state));
-    if (l->local[0]) printf(" %s", l->local);
-    printf(" -> %s, open %s", l->peer[0] ? l->peer : "(no peer)", l->created_ns ? ab : "(age unknown)");
-    printf(" (socket:[%llu])\n", (unsigned long long)l->ino);
-    if (l->why[0]) printf("  %s\n", l->why);
+    if (done[i] || (!l->candidate && !all)) continue;
+    int count = 0;
+    for (int j = i; j < n; j++)
+      if (!done[j] && same_group(l, &v[j])) count++;
+    if (count > 1) printf("\n%s %d sockets from one creation stack:\n", l->candidate ? "LEAK?" : "ok   ", count);
+    for (int j = i; j < n; j++) {
+      if (done[j] || !same_group(l, &v[j])) continue;
+      done[j] = 1;
+      print_socket(&v[j], count > 1);
+    }
     printf("  created at:\n");
     print_stack(l, mp, resolve);
   }
+  free(done);
   maps_free(mp);
   sym_shutdown();
   free(v);

@@ -151,9 +151,22 @@ def _readline(p, timeout=20):
     return p.stdout.readline().decode()
 
 
+def _groups(out):
+    """The entries of `connguard leaks` output, each (its fds, its text): one socket
+    ("LEAK? fd N: ...") or a group of sockets from one creation stack, listed once
+    ("ok    N sockets from one creation stack:" then "  fd N: ..." lines)."""
+    groups = []
+    for m in re.finditer(r"^(?:LEAK\?|ok   ) .*?(?=^(?:LEAK\?|ok   ) |\Z)", out, re.M | re.S):
+        text = m.group(0)
+        one = re.match(r"^(?:LEAK\?|ok   ) fd (\d+): ", text)
+        fds = [int(one.group(1))] if one else [int(x) for x in re.findall(r"^  fd (\d+): ", text, re.M)]
+        groups.append((fds, text))
+    return groups
+
+
 def _fd_stacks(out):
-    """fd -> its entry in `connguard leaks --all` output."""
-    return {int(m.group(1)): m.group(0) for m in re.finditer(r"^(?:LEAK\?|ok   ) fd (\d+): .*?(?=^(?:LEAK\?|ok   ) fd |\Z)", out, re.M | re.S)}
+    """fd -> the entry (its group's, with the one stack) in `connguard leaks --all` output."""
+    return {fd: text for fds, text in _groups(out) for fd in fds}
 
 
 def test_identical_stacks_are_stored_once():
@@ -183,6 +196,11 @@ def test_identical_stacks_are_stored_once():
         check(r.returncode == 0, "leaks", got=r.err)
         ent = _fd_stacks(r.out)
         check(sorted(ent) == sorted(fds), "leaks lists every socket", got=r.out[:2000])
+        # Grouped by creation stack as the exit report is: each stack printed once.
+        g = sorted(_groups(r.out), key=lambda x: -len(x[0]))
+        check([sorted(x[0]) for x in g] == [sorted(one), sorted(other)], "two groups, one per call site", got=r.out[:2000])
+        check(g[0][1].startswith("ok    200 sockets from one creation stack:\n") and g[0][1].count("created at:") == 1
+              and g[1][1].startswith("ok    3 sockets from one creation stack:\n"), "each stack once", got=r.out[:3000])
         for f in one:
             check(re.search(r"^    #\d+ 0x[0-9a-f]+ in make_one \S*leak_share\.c:\d+ ", ent[f], re.M), "make_one's stack", got=ent[f])
         for f in other:

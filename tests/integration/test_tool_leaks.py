@@ -164,3 +164,31 @@ def test_no_symbols_and_bad_input():
         r = tu.tool(args)
         check(r.returncode == rc and msg in r.err, "bad input %s" % args, got=r.err)
     cglib.stop(p)
+
+
+def test_candidates_grouped_by_creation_stack():
+    """5 sockets in CLOSE_WAIT from one call site: one entry with the 5 sockets and the stack
+    once, as the exit report groups them (it listed 5 identical stacks one by one)."""
+    port = cglib.free_port()
+    srv = cglib.late_server(port, 0, mode="line", count=5)
+    cglib.wait_listening(port)
+    prog = cglib.spawn([cglib.PYTHON, os.path.join(os.path.dirname(__file__), "leakprogs", "live_leak.py"), str(port), "5"],
+                       preload=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    fds = [int(x) for x in prog.stdout.readline().split()[1:]]
+    check(len(fds) == 6, "5 clients and a listener", got=fds)
+    want = "LEAK? 5 sockets from one creation stack:"
+    end = time.time() + 10
+    while True:
+        r = tu.tool(["leaks", "--age", "1ms", str(prog.pid)])
+        if want in r.out or time.time() > end:
+            break
+        time.sleep(0.05)
+    check(r.returncode == 0 and want in r.out, "one group", got=r.out + r.err)
+    lines = [l for l in r.out.splitlines() if re.match(r"^  fd \d+: tcp CLOSE_WAIT 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:%d, " % port, l)]
+    check(sorted(int(l.split()[1][:-1]) for l in lines) == sorted(fds[:5]), "each socket on its own line", got=r.out)
+    check(r.out.count("created at:") == 1 and r.out.count("    CLOSE_WAIT for ") == 5, "the stack once, each reason", got=r.out)
+    check(re.search(r'^    File ".*live_leak\.py", line \d+', r.out, re.M) or "python" in r.out, "the stack", got=r.out)
+    prog.stdin.write(b"exit\n")
+    prog.stdin.flush()
+    prog.wait(10)
+    cglib.stop(srv)
