@@ -227,6 +227,7 @@ static int arm_sndtimeo(int fd, int64_t b)
   return r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0;
 }
 
+/* The kernel's word, for the paths after a failure or a cut attempt. */
 static int is_blocking(int fd)
 {
   int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
@@ -266,9 +267,10 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   if (cg_timeouts_retried() && cg_dst_wanted(a, l) && first_attempt_bound(fd, &prog_tv, &bound_ns)) {
     if (!watchdog_may_cut(fd, a, l)) {
       armed = arm_sndtimeo(fd, bound_ns);
-    } else if (cg_wd_status() == 1 || is_blocking(fd)) {
+    } else if (cg_wd_status() == 1 || cg_fd_blocking(fd, e)) {
       /* Until a blocking connect has started the thread, a non-blocking one (curl, node: their
-       * attempts are bounded in poll) needs no bound and must not start it: one F_GETFL. */
+       * attempts are bounded in poll) needs no bound and must not start it. Its mode is
+       * remembered for a socket made here; anything else costs one F_GETFL. */
       wd = cg_wd_arm(fd, t0 + bound_ns, bound_ns);
       if (!wd) armed = arm_sndtimeo(fd, bound_ns);
     }

@@ -44,6 +44,8 @@ int cg_eligible(int fd, const struct sockaddr *a, socklen_t l)
   socklen_t vl = sizeof v;
   if (!cg_dst_wanted(a, l)) return 0;
   if (fam == AF_INET || fam == AF_INET6) {
+    struct cg_fd *e = cg_fd_peek(fd);
+    if (cg_fd_made_here(e)) return e->tcp;      /* socket() said so: no need to ask */
     if (r_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &vl) < 0 || v != IPPROTO_TCP) return 0;
   } else {
     if (r_getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &vl) < 0 || (v != SOCK_STREAM && v != SOCK_SEQPACKET)) return 0;

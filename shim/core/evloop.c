@@ -16,7 +16,13 @@ static int filter_revents(int fd, int rev)
   if (!cg_state_active(st)) return rev;
   cg_fd_lock(e);
   st = atomic_load(&e->state);
-  if (st == CG_FD_CONNECTING && rev) {
+  if (st == CG_FD_CONNECTING && e->attempt == 1 && (rev & (POLLOUT | POLLIN)) &&
+      !(rev & (POLLERR | POLLHUP | POLLRDHUP | POLLNVAL))) {
+    /* The healthy case, decided without asking again: a first attempt has no earlier one
+     * whose stale answer this could be, and a socket still in SYN_SENT reports neither
+     * POLLOUT nor POLLIN. */
+    cg_nb_connected(fd, e);
+  } else if (st == CG_FD_CONNECTING && rev) {
     /* rev may be older than the attempt now in flight: another thread's tick can reset the
      * socket and start the next attempt while this one is between the kernel's answer and
      * this lock. Judged on that stale POLLHUP, a socket in SYN_SENT (SO_ERROR 0) would pass

@@ -1,7 +1,10 @@
 #include "fdtable.h"
 #include "leak.h"
 #include "watchdog.h"
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -74,6 +77,7 @@ void cg_active_del(int fd)
 void cg_fd_forget_entry(int fd, struct cg_fd *e)
 {
   atomic_store_explicit(&e->made, 0, memory_order_relaxed);
+  atomic_store_explicit(&e->nbk, CG_NB_UNKNOWN, memory_order_relaxed);
   atomic_fetch_add_explicit(&e->gen, 1, memory_order_acq_rel);
   unsigned old = atomic_exchange_explicit(&e->state, CG_FD_NONE, memory_order_acq_rel);
   if (cg_state_active(old)) cg_active_del(fd);
@@ -114,4 +118,18 @@ int cg_fd_made_here(struct cg_fd *e)
   return e && (atomic_load_explicit(&e->track, memory_order_acquire) == CG_VIA_SOCKET ||
                atomic_load_explicit(&e->made, memory_order_acquire)) &&
          e->owner == cg_leak_self_pid();
+}
+
+void cg_fd_note_nonblock(int fd, int on)
+{
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (cg_fd_made_here(e)) atomic_store_explicit(&e->nbk, on ? CG_NB_ON : CG_NB_OFF, memory_order_relaxed);
+}
+
+int cg_fd_blocking(int fd, struct cg_fd *e)
+{
+  unsigned nb = e ? atomic_load_explicit(&e->nbk, memory_order_relaxed) : CG_NB_UNKNOWN;
+  if (nb != CG_NB_UNKNOWN && cg_fd_made_here(e)) return nb == CG_NB_OFF;
+  int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+  return fl >= 0 && !(fl & O_NONBLOCK);
 }

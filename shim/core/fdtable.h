@@ -40,6 +40,8 @@ struct cg_fd {
   /* Also read by close() and by every connect (cg_fd_made_here): in the same first line. */
   atomic_uint made;           /* CONNGUARD_LEAKS=off: made by socket() in process `owner` */
   int tcp;                    /* made by socket() as TCP: the watchdog may cut its connect */
+  atomic_uint nbk;            /* made here: O_NONBLOCK as socket(), fcntl(F_SETFL) and
+                                 ioctl(FIONBIO) left it (enum cg_nb), so connect() need not ask */
   pid_t owner;                /* process that created it: children do not report it */
   int family;
   int pending_err;            /* CG_FD_FAILED: errno to hand to the program */
@@ -104,6 +106,18 @@ static inline int cg_active_at(int i)
 void cg_fd_note_made(int fd, int domain, int type, int protocol);
 /* Whether fd was made by socket() in this process (tracked, or noted by cg_fd_note_made). */
 int cg_fd_made_here(struct cg_fd *e);
+
+/* O_NONBLOCK of a socket made here, remembered from the calls that set it (no F_GETFL on a
+ * healthy connect). Unknown once the file description may be shared: a dup() of it (flags are
+ * the description's), and for anything not made here (inherited, received, a fork child's
+ * view of its parent's sockets). */
+enum cg_nb { CG_NB_UNKNOWN = 0, CG_NB_OFF = 1, CG_NB_ON = 2 };
+/* socket(), fcntl(F_SETFL), ioctl(FIONBIO) succeeded on fd. */
+void cg_fd_note_nonblock(int fd, int on);
+/* fd was duplicated: its flags may now change through another number. */
+static inline void cg_fd_note_shared(int fd);
+/* Whether fd is in blocking mode: remembered for a socket made here, else one F_GETFL. */
+int cg_fd_blocking(int fd, struct cg_fd *e);
 /* What socket(domain, type, protocol) makes is TCP. */
 static inline int cg_is_tcp(int domain, int type, int protocol)
 {
@@ -133,6 +147,13 @@ static inline void cg_fd_forget(int fd)
             atomic_load_explicit(&e->track, memory_order_relaxed) != 0 ||
             atomic_load_explicit(&e->made, memory_order_relaxed) != 0))
     cg_fd_forget_entry(fd, e);
+}
+
+static inline void cg_fd_note_shared(int fd)
+{
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (e && atomic_load_explicit(&e->nbk, memory_order_relaxed) != CG_NB_UNKNOWN)
+    atomic_store_explicit(&e->nbk, CG_NB_UNKNOWN, memory_order_relaxed);
 }
 
 static inline int cg_state_active(unsigned s)

@@ -28,7 +28,7 @@ void cg_real_init(void)
   R(socket); R(connect); R(getsockopt); R(setsockopt); R(close); R(poll); R(ppoll); R(select); R(pselect);
   R(epoll_ctl); R(epoll_wait); R(epoll_pwait); R(epoll_pwait2); R(getaddrinfo);
   R(dup2); R(dup3); R(close_range); R(closefrom); R(fork); R(accept); R(accept4);
-  R(socketpair); R(dup); R(fcntl); R(fcntl64); R(fclose);
+  R(socketpair); R(dup); R(fcntl); R(fcntl64); R(fclose); R(ioctl);
   R(execve); R(execvpe); R(execvp); R(fexecve); R(execveat); R(quick_exit);
 #undef R
   resolving = 0;

@@ -43,6 +43,7 @@ struct cg_real {
   int (*fexecve)(int, char *const[], char *const[]);
   int (*execveat)(int, const char *, char *const[], char *const[], int);
   void (*quick_exit)(int);
+  int (*ioctl)(int, unsigned long, ...);
 };
 
 extern struct cg_real cg_real;

@@ -5,6 +5,7 @@
 
 static inline int after(int old, int r)
 {
+  if (r >= 0) cg_fd_note_shared(old);   /* its flags may now change through the copy */
   if (r >= 0 && cg_leak_enabled()) {
     int e = errno;
     cg_in_hook++;

@@ -16,5 +16,6 @@ CG_EXPORT int socket(int domain, int type, int protocol)
   } else if (fd >= 0 && cg_active()) {
     cg_fd_note_made(fd, domain, type, protocol);
   }
+  if (fd >= 0) cg_fd_note_nonblock(fd, type & SOCK_NONBLOCK);   /* for a socket made here */
   return fd;
 }
