@@ -25,7 +25,7 @@ def _fallback_record(recs, dst):
     r = recs[0]
     check(r["event"] == "connect_failed" and r["dst"] == dst and r["attempt"] == 1 and r["action"] == "give_up"
           and r["reason"] == "fallback_address" and r["errno"] == "ECONNREFUSED", "fallback record", got=r)
-    check(set(r) == cgconn.GIVEUP_KEYS, "record keys", got=sorted(r))
+    check(set(cgconn._no_pystack(r, None)) == cgconn.GIVEUP_KEYS, "record keys", got=sorted(r))
     cgconn.check_stack(r)
 
 
