@@ -117,8 +117,11 @@ struct cs_entry {
 static struct cs_entry cs_tab[CS_ENTRIES];
 static atomic_ulong cs_hits, cs_misses, cs_moved, cs_unloaded, cs_uncacheable;
 
-#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+/* Entry fields: acquire loads (a reader's later re-check of seq cannot move before them) and
+ * release stores (a writer's stores cannot move before its odd seq); plain moves on x86, and
+ * no fences, which TSan cannot model. */
+#define LD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
 
 static int subs_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -148,8 +151,11 @@ static int cs_pcs(const uintptr_t *val, const uint64_t ours[2], int n, uintptr_t
   return out;
 }
 
+/* Reading the caller's return-address slots is the point: not a stack overflow for ASan. */
+#define CG_READS_FRAMES __attribute__((no_sanitize_address))
+
 /* 1 and *id (and pcs[0..*npcs) when pcs is given) on a verified hit. */
-static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint64_t gen, uint32_t *id, uintptr_t *pcs, int *npcs)
+CG_READS_FRAMES static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint64_t gen, uint32_t *id, uintptr_t *pcs, int *npcs)
 {
   unsigned h = cs_hash(fp, ra);
   for (int w = 0; w < CS_WAYS; w++) {
@@ -163,7 +169,6 @@ static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint64_t gen, uint32_t
     uint32_t n = LD(e->n), emax = LD(e->max), eid = LD(e->id);
     if (n > CS_RAW) continue;
     for (uint32_t i = 0; i < n; i++) { off[i] = LD(e->off[i]); val[i] = LD(e->val[i]); }
-    atomic_thread_fence(memory_order_acquire);
     if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1) continue;
     if (emax != (uint32_t)max) return 0;
     if (egen != gen) { atomic_fetch_add_explicit(&cs_unloaded, 1, memory_order_relaxed); return 0; }
@@ -201,7 +206,6 @@ static void cs_store(uintptr_t fp, uintptr_t ra, int max, uint64_t gen, uint32_t
   if ((s & 1) || !atomic_compare_exchange_strong_explicit(&e->seq, &s, s + 1, memory_order_acquire,
                                                           memory_order_relaxed))
     return;
-  atomic_thread_fence(memory_order_release);
   ST(e->fp, fp); ST(e->ra, ra); ST(e->gen, gen); ST(e->id, id);
   ST(e->max, (uint32_t)max); ST(e->n, (uint32_t)n);
   ST(e->ours[0], ours[0]); ST(e->ours[1], ours[1]);
@@ -219,7 +223,7 @@ struct walk {
   uint32_t off[CS_RAW];
 };
 
-static _Unwind_Reason_Code walk_step(struct _Unwind_Context *ctx, void *arg)
+CG_READS_FRAMES static _Unwind_Reason_Code walk_step(struct _Unwind_Context *ctx, void *arg)
 {
   struct walk *w = arg;
   uintptr_t pc = ug_getip(ctx);
