@@ -216,14 +216,6 @@ static void set_peer(struct cg_fd *e, const struct sockaddr *sa, socklen_t len)
   }
 }
 
-static void prepare_log_once(pid_t me)
-{
-  static atomic_int prepared_pid;
-  if (atomic_load_explicit(&prepared_pid, memory_order_relaxed) == me) return;
-  atomic_store_explicit(&prepared_pid, me, memory_order_relaxed);
-  cg_log_prepare();
-}
-
 /* Set once the process (or a parent before fork) tracked a socket: the exit report of a process
  * that never did (sh, sleep, true) skips the walk of the fd table, whose untouched pages would
  * each cost a page fault. */
@@ -253,7 +245,6 @@ static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const s
   atomic_store_explicit(&e->track, via, memory_order_release);
   CG_STAT_ADD(open_sockets, 1);
   if (via != CG_VIA_DUP) CG_STAT_ADD(sockets_created, 1);
-  prepare_log_once(me);
 }
 
 static int sys_getsockopt_int(int fd, int level, int opt)
@@ -963,6 +954,7 @@ void cg_leak_init(void)
   pthread_atfork(NULL, NULL, cg_leak_after_fork_child);
   if (cg_cfg.leaks == CG_LEAKS_OFF) return;
   cg_stats_set_leak(1, cg_cfg.leak_age_ms);
+  cg_log_expect_exit_report();
   if (cg_cfg.suppressions[0]) cg_leak_load_suppressions(cg_cfg.suppressions);
   on_exit(at_exit, NULL);
 }

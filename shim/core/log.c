@@ -4,42 +4,63 @@
 #include "policy.h"
 #include "pystack.h"
 #include "stack.h"
+#include "stats.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+/* No descriptor of ours stays open between hook calls (docs/hostile.md): a log file is opened
+ * for each record and closed after it; stderr records are written to fd 2 while it is still
+ * the file the program started with. The one exception is a copy of that stderr taken when
+ * the program closes it inside exit() while an exit report may still come (cg_log_fd_closing). */
 
 static int json;
 static char path_tmpl[CG_PATH_MAX] = "stderr";
 static int to_stderr = 1;
+static int path_has_pid;
 
-/* Our descriptor and the identity of what it must point to. */
-static int log_fd = -1;
-static dev_t log_dev;
-static ino_t log_ino;
-static pid_t log_pid;
-static dev_t stderr_dev;   /* identity of the program's fd 2 when we first copied it */
-static ino_t stderr_ino;
-static int stderr_known;
-static int write_error_reported;
-static atomic_uint log_lock;
-static __thread int in_log;
-
-/* fd 2 as the program started: our own warnings go there only while it still is (a daemon
- * that closed it may have a socket at that number now). */
+/* fd 2 as the program started. */
 static dev_t err0_dev;
 static ino_t err0_ino;
 static int err0_known;
+static int err_copy = -1;        /* copy of that stderr, see cg_log_fd_closing */
+static int exit_report;          /* an exit report may come (leak tracking at exit) */
+
+/* The last write to the destination was cut short (ENOSPC, a full pipe): the next record
+ * starts with a newline so that one line is lost, not two. Per destination. */
+static int torn_file, torn_err;
+static int warned_path, warned_write;
+static atomic_uint log_lock;
+static __thread int in_log;
+
+static int same_file(int fd, dev_t dev, ino_t ino)
+{
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+/* Where stderr records and our warnings may go now: fd 2 while it is the stderr the program
+ * started with (a daemon that closed it may have a socket at that number now), else the copy
+ * taken when the program closed it; -1 when neither. */
+static int stderr_fd(void)
+{
+  if (!err0_known) return -1;
+  if (same_file(2, err0_dev, err0_ino)) return 2;
+  if (err_copy >= 0 && same_file(err_copy, err0_dev, err0_ino)) return err_copy;
+  return -1;
+}
 
 void cg_log_warning(const char *s, size_t n)
 {
-  struct stat st;
-  if (!err0_known || fstat(2, &st) != 0 || st.st_dev != err0_dev || st.st_ino != err0_ino) return;
-  if (write(2, s, n) < 0) { /* nowhere left to report */ }
+  int fd = stderr_fd();
+  if (fd >= 0 && write(fd, s, n) < 0) { /* nowhere left to report */ }
 }
 
 void cg_log_configure(const struct cg_config *c)
@@ -49,9 +70,38 @@ void cg_log_configure(const struct cg_config *c)
   json = c->log_format == CG_LOG_JSON;
   strcpy(path_tmpl, c->log);
   to_stderr = strcmp(c->log, "stderr") == 0;
+  path_has_pid = strstr(c->log, "%p") != NULL;
 }
 
 int cg_log_json(void) { return json; }
+
+/* exit() runs the calling thread's thread_local destructors before any atexit handler: one
+ * registered for the main thread tells us that exit has begun. Weak: not every libc has it. */
+extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso) __attribute__((weak));
+extern void *__dso_handle;
+static volatile int exiting;
+static void exit_begins(void *arg) { (void)arg; exiting = 1; }
+
+void cg_log_expect_exit_report(void)
+{
+  exit_report = 1;
+  if (__cxa_thread_atexit_impl) __cxa_thread_atexit_impl(exit_begins, NULL, &__dso_handle);
+}
+
+void cg_log_fd_closing(int lo, int hi)
+{
+  /* Async-signal-safe (close paths): a few compares, then fstat and fcntl. gnulib's
+   * close_stdout (coreutils, wget) closes stderr in an exit handler, before our exit report
+   * runs: without a copy the report would be lost. Taken only once exit() has begun, so a
+   * running process never holds one (a daemon that closes its stderr must not keep the
+   * terminal or its parent's pipe open through us). */
+  if (lo > 2 || hi < 2 || !exiting || !to_stderr || !exit_report || err_copy >= 0 || !err0_known) return;
+  if (atomic_load_explicit(&cg_stats->open_sockets, memory_order_relaxed) <= 0) return;
+  if (!same_file(2, err0_dev, err0_ino)) return;
+  int fd = (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, cg_high_fd_base());
+  if (fd < 0) fd = (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 3);
+  if (fd >= 0) err_copy = fd;
+}
 
 void cg_log_expand_path(const char *tmpl, int pid, char *out, size_t cap)
 {
@@ -64,72 +114,100 @@ void cg_log_expand_path(const char *tmpl, int pid, char *out, size_t cap)
   cg_buf_str(&b);
 }
 
-static int same_file(int fd, dev_t dev, ino_t ino)
+static void warn_path(const char *path, const char *what, int err)
 {
-  struct stat st;
-  return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+  if (warned_path) return;
+  warned_path = 1;
+  static char line[CG_PATH_MAX + 200];
+  struct cg_buf b;
+  cg_buf_init(&b, line, sizeof line);
+  cg_buf_puts(&b, "connguard: warning: CONNGUARD_LOG file ");
+  cg_buf_puts(&b, path);
+  cg_buf_puts(&b, what);
+  if (err) {
+    const char *n = cg_errno_name(err);
+    if (n) cg_buf_puts(&b, n);
+    else { cg_buf_puts(&b, "errno "); cg_buf_i64(&b, err); }
+  }
+  cg_buf_puts(&b, "; records go to stderr\n");
+  cg_log_warning(b.p, b.len);
 }
 
-static void remember(int fd)
-{
-  struct stat st;
-  log_fd = fd;
-  if (fd >= 0 && fstat(fd, &st) == 0) { log_dev = st.st_dev; log_ino = st.st_ino; }
-}
+#define LOG_OPEN (O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK)
 
-/* Returns a descriptor that is still ours, reopening if needed; -1 when none can be had. */
-static int log_open(void)
+/* Opens the log file for one record, or -1 (warned once: the record goes to stderr).
+ * O_NOFOLLOW: a symlink planted at the path is refused, not followed. O_NONBLOCK: a FIFO with
+ * no reader would block the open, and with it the program's connect(), forever. A path that
+ * does not exist is created exclusively, owner-only; an existing one is used only when it
+ * cannot be someone else's trap: our own regular file that only we can write, our own FIFO,
+ * or a character device (/dev/null, a terminal). */
+static int open_file(size_t len)
 {
-  pid_t pid = getpid();
-  if (log_fd >= 0 && log_pid == pid && same_file(log_fd, log_dev, log_ino)) return log_fd;
-  if (log_fd >= 0 && log_pid != pid && !to_stderr && strstr(path_tmpl, "%p")) {
-    syscall(SYS_close, log_fd);           /* the parent's file: the child writes its own */
-    log_fd = -1;
-  } else if (log_fd >= 0 && !same_file(log_fd, log_dev, log_ino)) {
-    log_fd = -1;                          /* closed by the program, maybe reused: never touch it */
-  }
-  log_pid = pid;
-  if (log_fd >= 0) return log_fd;
-  if (to_stderr) {
-    struct stat st;
-    if (fstat(2, &st) != 0) return -1;
-    if (!stderr_known) { stderr_dev = st.st_dev; stderr_ino = st.st_ino; stderr_known = 1; }
-    else if (st.st_dev != stderr_dev || st.st_ino != stderr_ino) return -1;  /* fd 2 is something else now */
-    int fd = (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, cg_high_fd_base());
-    if (fd < 0) fd = (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 3);
-    if (fd < 0) return -1;
-    remember(fd);
-    return fd;
-  }
   /* Static, not on the stack: only reached under log_lock, and a thread created with
    * PTHREAD_STACK_MIN (16 KB) must survive a failing connect. */
   static char path[CG_PATH_MAX + 16];
-  cg_log_expand_path(path_tmpl, pid, path, sizeof path);
-  /* O_NOFOLLOW: a symlink planted at the log path is refused, not followed. O_NONBLOCK: a FIFO
-   * with no reader would block the open, and with it the program's connect(), forever; a full
-   * pipe drops records (reported once) instead of stopping the program. */
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, path,
-                        O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
+  cg_log_expand_path(path_tmpl, getpid(), path, sizeof path);
+  int fd = -1;
+  for (int tries = 0; tries < 3 && fd < 0; tries++) {
+    fd = (int)syscall(SYS_openat, AT_FDCWD, path, LOG_OPEN, 0);
+    if (fd >= 0 || errno != ENOENT) break;
+    fd = (int)syscall(SYS_openat, AT_FDCWD, path, LOG_OPEN | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 && errno != EEXIST) break;   /* EEXIST: another process of ours made it: open it */
+  }
   if (fd < 0) {
-    if (!write_error_reported) {
-      write_error_reported = 1;
-      static char line[CG_PATH_MAX + 128];
-      struct cg_buf b;
-      cg_buf_init(&b, line, sizeof line);
-      cg_buf_puts(&b, "connguard: warning: cannot open CONNGUARD_LOG file ");
-      cg_buf_puts(&b, path);
-      cg_buf_puts(&b, ": ");
-      int e = errno;
-      if (cg_errno_name(e)) cg_buf_puts(&b, cg_errno_name(e));
-      else { cg_buf_puts(&b, "errno "); cg_buf_i64(&b, e); }
-      cg_buf_puts(&b, "; log records are dropped\n");
-      cg_log_warning(b.p, b.len);
-    }
+    int e = errno;
+    if (e == ELOOP) warn_path(path, " is a symbolic link: refused", 0);
+    else if (e == ENXIO) warn_path(path, " is a FIFO with no reader: ", e);
+    else warn_path(path, " cannot be opened: ", e);
     return -1;
   }
-  fd = cg_fd_move_high(fd);
-  remember(fd);
+  struct stat st;
+  const char *bad = NULL;
+  if (fstat(fd, &st) != 0) bad = " cannot be examined: refused";
+  else if (S_ISREG(st.st_mode)) {
+    if (st.st_uid != geteuid()) bad = " belongs to another user: refused";
+    else if (st.st_mode & 022) bad = " is writable by group or others: refused";
+    else {
+      /* Past RLIMIT_FSIZE a write raises SIGXFSZ, which kills the program by default. */
+      struct rlimit rl;
+      if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)st.st_size + len > rl.rlim_cur)
+        bad = " has reached the file size limit (RLIMIT_FSIZE)";
+    }
+  } else if (S_ISFIFO(st.st_mode)) {
+    if (st.st_uid != geteuid()) bad = " is another user's FIFO: refused";
+  } else if (!S_ISCHR(st.st_mode)) {
+    bad = " is not a regular file, FIFO or character device: refused";
+  }
+  if (bad) {
+    syscall(SYS_close, fd);
+    warn_path(path, bad, 0);
+    return -1;
+  }
   return fd;
+}
+
+/* One record with one writev(); a cut-short write leaves *torn set, and the next record begins
+ * with a newline. Returns 0 when the whole record was written. */
+static int put(int fd, const char *buf, size_t len, int *torn)
+{
+  struct iovec iov[2];
+  int n = 0;
+  if (*torn) iov[n++] = (struct iovec){ (void *)"\n", 1 };
+  iov[n++] = (struct iovec){ (void *)buf, len };
+  size_t total = len + (n == 2), done = 0;
+  while (done < total) {
+    ssize_t w = writev(fd, iov, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    done += (size_t)w;
+    /* A pipe may take part of it (a signal, a full pipe): go on from there. */
+    while (n && (size_t)w >= iov[0].iov_len) { w -= (ssize_t)iov[0].iov_len; iov[0] = iov[1]; n--; }
+    if (n) { iov[0].iov_base = (char *)iov[0].iov_base + w; iov[0].iov_len -= (size_t)w; }
+  }
+  if (done == total) { *torn = 0; return 0; }
+  /* Ends on a newline (only our leading one got out) or nothing written: no fragment. */
+  if (done > 0 && !(done == 1 && total == len + 1)) *torn = 1;
+  return -1;
 }
 
 void cg_log_write(const char *buf, size_t len)
@@ -140,39 +218,19 @@ void cg_log_write(const char *buf, size_t len)
   unsigned spins = 0;
   while (atomic_exchange_explicit(&log_lock, 1, memory_order_acquire))
     if (++spins > 64) sched_yield();
-  int fd = log_open();
+  int fd = to_stderr ? -1 : open_file(len + 1);
   if (fd >= 0) {
-    size_t off = 0;
-    while (off < len) {
-      ssize_t w = write(fd, buf + off, len - off);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        if (!write_error_reported) {
-          write_error_reported = 1;
-          static const char msg[] = "connguard: warning: cannot write to the log; further records may be lost\n";
-          if (!to_stderr) cg_log_warning(msg, sizeof msg - 1);
-        }
-        break;
-      }
-      off += (size_t)w;
+    if (put(fd, buf, len, &torn_file) != 0 && !warned_write) {
+      warned_write = 1;
+      static const char msg[] = "connguard: warning: cannot write a whole record to the CONNGUARD_LOG file (disk full?); "
+                                "records may be lost\n";
+      cg_log_warning(msg, sizeof msg - 1);
     }
+    syscall(SYS_close, fd);
+  } else {
+    fd = stderr_fd();
+    if (fd >= 0) put(fd, buf, len, &torn_err);
   }
-  atomic_store_explicit(&log_lock, 0, memory_order_release);
-  errno = saved;
-  in_log = 0;
-}
-
-void cg_log_prepare(void)
-{
-  /* Only stderr can be lost before exit (closed by the program); a file path is opened when the
-   * first record comes, so that a healthy run leaves no (empty) log file behind. */
-  if (!to_stderr || in_log) return;
-  in_log = 1;
-  int saved = errno;
-  unsigned spins = 0;
-  while (atomic_exchange_explicit(&log_lock, 1, memory_order_acquire))
-    if (++spins > 64) sched_yield();
-  (void)log_open();
   atomic_store_explicit(&log_lock, 0, memory_order_release);
   errno = saved;
   in_log = 0;
@@ -181,6 +239,8 @@ void cg_log_prepare(void)
 void cg_log_after_fork(void)
 {
   atomic_store(&log_lock, 0);
+  /* A %p path names the child's own file: its state starts afresh. */
+  if (path_has_pid) { torn_file = 0; warned_path = 0; warned_write = 0; }
 }
 
 /* ---- records ---- */

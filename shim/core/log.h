@@ -45,15 +45,21 @@ void cg_rec_emit(struct cg_rec *r);
 /* The finished text without writing it (tests). */
 const char *cg_rec_finish(struct cg_rec *r, size_t *len);
 
-/* Writes raw bytes to the log destination with one write(); reopens it if the program closed
- * or replaced our descriptor. Never fails the caller. */
+/* Writes raw bytes to the log destination with one write(): a log file is opened for the
+ * record and closed after it (nothing stays open between hooks); stderr is fd 2 while it is
+ * still the file the program started with. A file path that cannot be opened or is refused
+ * (see log.c: not ours, a symlink...) sends the record to stderr, with one warning. After a
+ * short write the next record starts on a fresh line. Never fails the caller. */
 void cg_log_write(const char *buf, size_t len);
-/* Dups stderr now when it is the log destination, so that records written at exit still
- * reach it when the program closes its stderr first (gnulib's close_stdout does). A log file
- * is only created by the first record. */
-void cg_log_prepare(void);
-/* A warning line of our own on fd 2, written only while fd 2 is the file it was at start-up
- * (the program may have closed it and put a socket there). */
+/* Leak tracking reports at exit: records may come after the program closed its stderr. */
+void cg_log_expect_exit_report(void);
+/* The program is about to close or replace fds lo..hi (close, dup2 onto, close_range,
+ * closefrom, fclose). When that takes its original stderr, the log goes to stderr, and an
+ * exit report may still come (tracked sockets open), a close-on-exec copy is kept so the
+ * report is not lost (gnulib's close_stdout). Async-signal-safe. */
+void cg_log_fd_closing(int lo, int hi);
+/* A warning line of our own on the stderr the program started with (fd 2 while it still is
+ * that file, or the copy above); dropped otherwise (fd 2 may be a socket now). */
 void cg_log_warning(const char *line, size_t len);
 /* After fork in the child: a %p path must name the child. */
 void cg_log_after_fork(void);

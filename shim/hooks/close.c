@@ -2,6 +2,7 @@
  * allocation, no locks, no dlsym (raw syscall until the real table is ready). */
 #include "hook.h"
 #include "leak.h"
+#include "log.h"
 #include "watchdog.h"
 #include "fdutil.h"
 #include <linux/close_range.h>
@@ -23,6 +24,7 @@ static void forget_range(unsigned lo, unsigned hi)
 
 CG_EXPORT int close(int fd)
 {
+  if (__builtin_expect(fd == 2, 0)) cg_log_fd_closing(2, 2);
   cg_fd_forget(fd);
   if (cg_real_peek()) return cg_real.close(fd);
   return (int)syscall(SYS_close, fd);
@@ -30,7 +32,10 @@ CG_EXPORT int close(int fd)
 
 CG_EXPORT int close_range(unsigned lo, unsigned hi, int flags)
 {
-  if (!(flags & CLOSE_RANGE_CLOEXEC) && lo <= hi) forget_range(lo, hi);
+  if (!(flags & CLOSE_RANGE_CLOEXEC) && lo <= hi) {
+    cg_log_fd_closing((int)(lo > 3 ? 3 : lo), (int)(hi > 3 ? 3 : hi));
+    forget_range(lo, hi);
+  }
   if (cg_real_peek() && cg_real.close_range) return cg_real.close_range(lo, hi, flags);
   return (int)syscall(SYS_close_range, lo, hi, flags);
 }
@@ -38,6 +43,7 @@ CG_EXPORT int close_range(unsigned lo, unsigned hi, int flags)
 CG_EXPORT void closefrom(int lo)
 {
   if (lo < 0) lo = 0;
+  cg_log_fd_closing(lo, 3);
   forget_range((unsigned)lo, ~0u);
   if (cg_real_peek() && cg_real.closefrom) { cg_real.closefrom(lo); return; }
   if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0) != 0) cg_closefrom_fallback((unsigned)lo);
