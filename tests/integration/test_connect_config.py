@@ -259,15 +259,19 @@ def test_bad_value_warns_once_even_when_log_is_a_file():
 
 
 def test_unwritable_log_path():
-    """CONNGUARD_LOG in a directory that does not exist: one warning, records dropped, the
-    program's result unchanged."""
+    """CONNGUARD_LOG in a directory that does not exist: one warning, the records go to stderr
+    instead, the program's result unchanged."""
     port = _closed_port()
     p = cglib.run([BLOCKING, "127.0.0.1", str(port)],
                   env={"CONNGUARD_LOG": "/nonexistent-cg/dir/log.%p", "CONNGUARD_BACKOFF_MS": 10, "CONNGUARD_RETRIES": 2})
     check(p.out == "error ECONNREFUSED via connect\n", "program", got=p.out)
     lines = p.err.splitlines()
-    check(len(lines) == 1 and lines[0].startswith("connguard: warning: cannot open CONNGUARD_LOG file /nonexistent-cg/dir/log.")
-          and "ENOENT" in lines[0], "one warning", got=p.err)
+    warn = [l for l in lines if l.startswith("connguard: warning:")]
+    check(len(warn) == 1 and warn[0].startswith("connguard: warning: CONNGUARD_LOG file /nonexistent-cg/dir/log.")
+          and warn[0].endswith(" cannot be opened: ENOENT; records go to stderr") and lines[0] == warn[0],
+          "one warning, first", got=p.err)
+    check(len(re.findall(r"^==\d+== connguard connect_failed .*action=(retry|give_up)", p.err, re.M)) == 3,
+          "the three records on stderr", got=p.err)
 
 
 PY_UNIX = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\nprint(s.recv(100).decode().strip())\n"

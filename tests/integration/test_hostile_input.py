@@ -26,6 +26,11 @@ def _warnings(err):
     return [l for l in err.splitlines() if l.startswith("connguard: warning:")]
 
 
+def _stderr_records(err):
+    """Records (text format) that reached stderr instead of the refused log path."""
+    return len(re.findall(r"^==\d+== connguard connect_failed ", err, re.M))
+
+
 def _base(port):
     p = cglib.run([client("stress_connect"), "block", "1", "1", str(port)], preload=False)
     check(p.returncode == 0 and p.out == "result ECONNREFUSED 1\n", "base run", got=p.out + p.err)
@@ -115,8 +120,9 @@ def test_log_symlink_is_not_followed():
     os.symlink(target, link)
     p = _refused_run({"CONNGUARD_LOG": link})
     check(os.path.getsize(target) == 0, "nothing written through the symlink")
-    check(_warnings(p.err) == ["connguard: warning: cannot open CONNGUARD_LOG file %s: ELOOP; log records are dropped" % link],
+    check(_warnings(p.err) == ["connguard: warning: CONNGUARD_LOG file %s is a symbolic link: refused; records go to stderr" % link],
           "one warning for all 8 records", got=p.err)
+    check(_stderr_records(p.err) == 8, "the records went to stderr", got=p.err)
     shutil.rmtree(d)
 
 
@@ -139,8 +145,9 @@ def test_log_in_read_only_directory():
     base = cglib.run(argv, preload=False)
     p = cglib.run(argv, env={"CONNGUARD_LOG": log, "CONNGUARD_RETRIES": "1", "CONNGUARD_BACKOFF_MS": "1"})
     check(p.returncode == 0 and p.out == base.out == "result ECONNREFUSED 4\n", "program unchanged", got=p.out + p.err)
-    check(_warnings(p.err) == ["connguard: warning: cannot open CONNGUARD_LOG file %s: EACCES; log records are dropped" % log],
+    check(_warnings(p.err) == ["connguard: warning: CONNGUARD_LOG file %s cannot be opened: EACCES; records go to stderr" % log],
           "one warning", got=p.err)
+    check(_stderr_records(p.err) == 8, "the records went to stderr", got=p.err)
     check(not os.path.exists(log), "no file created")
     shutil.rmtree(d)
 
@@ -148,7 +155,7 @@ def test_log_in_read_only_directory():
 def test_log_on_a_full_device():
     # Every write fails with ENOSPC: the program's connects are not affected, one warning.
     p = _refused_run({"CONNGUARD_LOG": "/dev/full"})
-    check(_warnings(p.err) == ["connguard: warning: cannot write to the log; further records may be lost"],
+    check(_warnings(p.err) == ["connguard: warning: cannot write a whole record to the CONNGUARD_LOG file (disk full?); records may be lost"],
           "one warning for all 8 records", got=p.err)
 
 
@@ -158,16 +165,18 @@ def test_log_fifo_without_reader():
     fifo = os.path.join(d, "cg.log")
     os.mkfifo(fifo)
     p = _refused_run({"CONNGUARD_LOG": fifo}, timeout=20)
-    check(_warnings(p.err) == ["connguard: warning: cannot open CONNGUARD_LOG file %s: ENXIO; log records are dropped" % fifo],
+    check(_warnings(p.err) == ["connguard: warning: CONNGUARD_LOG file %s is a FIFO with no reader: ENXIO; records go to stderr" % fifo],
           "one warning", got=p.err)
+    check(_stderr_records(p.err) == 8, "the records went to stderr", got=p.err)
     shutil.rmtree(d)
 
 
 def test_log_path_is_a_directory():
     d = cglib.tmpdir()
     p = _refused_run({"CONNGUARD_LOG": d})
-    check(_warnings(p.err) == ["connguard: warning: cannot open CONNGUARD_LOG file %s: EISDIR; log records are dropped" % d],
+    check(_warnings(p.err) == ["connguard: warning: CONNGUARD_LOG file %s cannot be opened: EISDIR; records go to stderr" % d],
           "one warning", got=p.err)
+    check(_stderr_records(p.err) == 8, "the records went to stderr", got=p.err)
     shutil.rmtree(d)
 
 
