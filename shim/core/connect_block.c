@@ -105,15 +105,15 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     cg_count_failure(err);
     if (npcs < 0) npcs = cg_stack_capture(pcs, (int)cg_cfg.stack_depth);
     if (why) {
-      cg_log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, now - t0, why, pcs, npcs);
+      cg_log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, now - t0, why, pcs, npcs, 0);
       CG_STAT_ADD(give_ups, 1);
       errno = give_up_errno(fd, slot, a, l, err, cut, &prog_tv, 0);
       return -1;
     }
-    cg_log_failure(fd, a, l, err, e->attempt, ACT_RETRY, delay, now - t0, NULL, pcs, npcs);
+    cg_log_failure(fd, a, l, err, e->attempt, ACT_RETRY, delay, now - t0, NULL, pcs, npcs, 0);
     CG_STAT_ADD(retries, 1);
     if (!cg_backoff_sleep(now + (int64_t)delay * MS_NS)) {
-      cg_log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "interrupted", pcs, npcs);
+      cg_log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "interrupted", pcs, npcs, 0);
       CG_STAT_ADD(give_ups, 1);
       /* The handler may have closed the fd (alarm-then-close): then no new attempt on it. */
       errno = !FD_REPLACED() ? give_up_errno(fd, slot, a, l, err, cut, &prog_tv, 1) : cut && err == ETIMEDOUT ? EINTR : err;
@@ -122,7 +122,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
     if (FD_REPLACED()) {
       /* What the program would have seen without us: the failure, before its handler ran. */
-      cg_log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "fd_closed", pcs, npcs);
+      cg_log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "fd_closed", pcs, npcs, 0);
       CG_STAT_ADD(give_ups, 1);
       errno = err;
       return -1;
@@ -158,7 +158,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     }
     if (ours) r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
     if (r == 0) {
-      cg_log_recovered(fd, a, l, e->attempt, cg_mono_ns() - t0);
+      cg_log_recovered(fd, a, l, e->attempt, cg_mono_ns() - t0, 0);
       return 0;
     }
     if (e2 == EINPROGRESS && ours) {
@@ -321,7 +321,7 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
     uintptr_t pcs[CG_MAX_STACK];
     int np = cg_stack_capture(pcs, (int)cg_cfg.stack_depth);
     cg_count_failure(err);
-    cg_log_failure(fd, a, l, err, 1, ACT_GIVE_UP, 0, 0, "nonblocking_immediate", pcs, np);
+    cg_log_failure(fd, a, l, err, 1, ACT_GIVE_UP, 0, 0, "nonblocking_immediate", pcs, np, 0);
     CG_STAT_ADD(give_ups, 1);
     errno = err;
     return r;

@@ -4,6 +4,7 @@
  * consumed and the fd WAITING (hidden from the program's multiplexers) until its next attempt,
  * which the time-driven work (cg_nb_tick) starts; the decision is retry.c's. */
 #include "engine_int.h"
+#include "pystack.h"
 #include "log.h"
 #include "policy.h"
 #include "stack.h"
@@ -49,7 +50,7 @@ int cg_nb_move(int fd, struct cg_fd *e, unsigned to)
 void cg_nb_connected(int fd, struct cg_fd *e)
 {
   if (!alive(e)) return;
-  if (e->attempt > 1) cg_log_recovered(fd, (struct sockaddr *)&e->addr, e->addrlen, e->attempt, cg_mono_ns() - e->t_start_ns);
+  if (e->attempt > 1) cg_log_recovered(fd, (struct sockaddr *)&e->addr, e->addrlen, e->attempt, cg_mono_ns() - e->t_start_ns, e->cpystack);
   epoll_readd(fd, e);
   cg_nb_move(fd, e, CG_FD_CONNECTED);
 }
@@ -95,12 +96,12 @@ int cg_nb_failure(int fd, struct cg_fd *e, int err, int timed_out)
   unsigned cls = cg_errno_class(err, a->sa_family);
   if (!why && !(cls & cg_cfg.retry_on)) why = "not_retryable";
   if (why) {
-    cg_log_failure(fd, a, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0, now - e->t_start_ns, why, e->cpcs, e->cnpcs);
+    cg_log_failure(fd, a, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0, now - e->t_start_ns, why, e->cpcs, e->cnpcs, e->cpystack);
     CG_STAT_ADD(give_ups, 1);
     e->pending_err = err;
     return cg_nb_move(fd, e, CG_FD_FAILED) ? F_FAILED : F_PASS;
   }
-  cg_log_failure(fd, a, e->addrlen, err, e->attempt, ACT_RETRY, delay, now - e->t_start_ns, NULL, e->cpcs, e->cnpcs);
+  cg_log_failure(fd, a, e->addrlen, err, e->attempt, ACT_RETRY, delay, now - e->t_start_ns, NULL, e->cpcs, e->cnpcs, e->cpystack);
   CG_STAT_ADD(retries, 1);
   CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
   e->prev_delay_ms = delay;
@@ -175,7 +176,7 @@ static void passed_read(int fd, struct cg_fd *e, int err)
   if (err) {
     cg_count_failure(err);
     cg_log_failure(fd, (struct sockaddr *)&e->addr, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0,
-                cg_mono_ns() - e->t_start_ns, cg_pass_reason(e), e->cpcs, e->cnpcs);
+                cg_mono_ns() - e->t_start_ns, cg_pass_reason(e), e->cpcs, e->cnpcs, e->cpystack);
     CG_STAT_ADD(give_ups, 1);
   }
   cg_nb_move(fd, e, err ? CG_FD_SOCKET : CG_FD_CONNECTED);
@@ -211,7 +212,7 @@ static int drive_sync(int fd, struct cg_fd *e)
         /* Deadline reached with the attempt still pending: what the kernel would say later. */
         cg_reset_socket(fd);
         cg_log_failure(fd, (struct sockaddr *)&e->addr, e->addrlen, ETIMEDOUT, e->attempt, ACT_GIVE_UP, 0,
-                    cg_mono_ns() - e->t_start_ns, "deadline", e->cpcs, e->cnpcs);
+                    cg_mono_ns() - e->t_start_ns, "deadline", e->cpcs, e->cnpcs, e->cpystack);
         cg_count_failure(ETIMEDOUT);
         CG_STAT_ADD(give_ups, 1);
         cg_nb_move(fd, e, CG_FD_SOCKET);
@@ -277,6 +278,7 @@ void cg_nb_start(int fd, const struct sockaddr *a, socklen_t l, int err, int64_t
   e->addrlen = l <= sizeof e->addr ? l : sizeof e->addr;
   memcpy(&e->addr, a, e->addrlen);
   e->cnpcs = capture(e->cpcs);
+  e->cpystack = cg_pystack_capture(0);   /* plain reads: this is every non-blocking connect's path */
   int taken = cg_fd_begin(fd, e, CG_FD_CONNECTING);
   cg_fd_unlock(e);
   if (!taken) warn_set_full();

@@ -63,7 +63,7 @@ void cg_count_failure(int err)
 
 void cg_log_failure(int fd, const struct sockaddr *a, socklen_t l, int err, unsigned attempt,
                         int action, unsigned delay_ms, int64_t elapsed_ns, const char *reason,
-                        const uintptr_t *pcs, int npcs)
+                        const uintptr_t *pcs, int npcs, uint32_t py)
 {
   struct cg_rec r;
   cg_rec_begin(&r, "connect_failed");
@@ -76,12 +76,13 @@ void cg_log_failure(int fd, const struct sockaddr *a, socklen_t l, int err, unsi
   else if (reason) cg_rec_str(&r, "reason", reason);
   cg_rec_int(&r, "elapsed_ms", elapsed_ns / MS_NS);
   cg_rec_detail(&r, "hint", cg_errno_hint(err, family_of(a, l)));
-  cg_rec_pystack(&r, cg_pystack_capture(1));
+  cg_rec_pystack(&r, py ? py : cg_pystack_capture(1));
   if (npcs > 0) cg_rec_stack(&r, pcs, npcs);
   cg_rec_emit(&r);
 }
 
-void cg_log_recovered(int fd, const struct sockaddr *a, socklen_t l, unsigned attempts, int64_t elapsed_ns)
+void cg_log_recovered(int fd, const struct sockaddr *a, socklen_t l, unsigned attempts, int64_t elapsed_ns,
+                      uint32_t py)
 {
   struct cg_rec r;
   cg_rec_begin(&r, "connect_recovered");
@@ -89,7 +90,7 @@ void cg_log_recovered(int fd, const struct sockaddr *a, socklen_t l, unsigned at
   cg_rec_addr(&r, "dst", a, l);
   cg_rec_int(&r, "attempts", attempts);
   cg_rec_int(&r, "elapsed_ms", elapsed_ns / MS_NS);
-  cg_rec_pystack(&r, cg_pystack_capture(1));
+  cg_rec_pystack(&r, py ? py : cg_pystack_capture(1));
   cg_rec_emit(&r);
   CG_STAT_ADD(recoveries, 1);
 }

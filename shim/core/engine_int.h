@@ -64,10 +64,13 @@ int cg_dst_wanted(const struct sockaddr *a, socklen_t l);
 int cg_eligible(int fd, const struct sockaddr *a, socklen_t l);
 void cg_count_failure(int err);
 enum { ACT_RETRY, ACT_GIVE_UP };
+/* py: the Python stack taken at connect() (a failure seen later, in poll or getsockopt, is
+ * reported with the frames that asked for the connection), or 0 to read the caller's now. */
 void cg_log_failure(int fd, const struct sockaddr *a, socklen_t l, int err, unsigned attempt,
                     int action, unsigned delay_ms, int64_t elapsed_ns, const char *reason,
-                    const uintptr_t *pcs, int npcs);
-void cg_log_recovered(int fd, const struct sockaddr *a, socklen_t l, unsigned attempts, int64_t elapsed_ns);
+                    const uintptr_t *pcs, int npcs, uint32_t py);
+void cg_log_recovered(int fd, const struct sockaddr *a, socklen_t l, unsigned attempts, int64_t elapsed_ns,
+                      uint32_t py);
 
 /* ---------- retry.c: the retry decision (the one place) ---------- */
 

@@ -62,6 +62,7 @@ struct cg_fd {
   struct sockaddr_storage addr;
   /* Where the program called connect(): failures seen later (in poll) are reported here. */
   int cnpcs;
+  uint32_t cpystack;           /* Python stack at connect() (pystack.h), 0 = none */
   uintptr_t cpcs[CG_FD_STACK];
   /* Leak tracking: creation site and identity. */
   int64_t created_ns;         /* realtime */

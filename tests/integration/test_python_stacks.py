@@ -102,6 +102,15 @@ def _records_all_kinds(minor):
         check(list(r).index("pystack") < list(r).index("stack") if "stack" in r else True,
               "pystack before stack", got=r)
 
+    # asyncio: the failure is seen in the event loop's callback, the frames are those of the
+    # coroutine that asked for the connection (taken at connect()).
+    p = cglib.run([py, APP, "asyncio", str(cglib.free_port())], env=_env(RETRIES=1, LOG_FORMAT="json"), timeout=60)
+    recs = cglib.json_records(p.err, "connect_failed")
+    check(p.returncode == 0 and "client: refused" in p.out and len(recs) == 2, "refused twice, as without retries", got=p.out + p.err)
+    for r in recs:
+        check(any(_frame(f, APP, AT["aio"], "aio_fetch") for f in r["pystack"]), "the coroutine's line", got=r)
+        check(not any(f["function"] == "_sock_connect_cb" for f in r["pystack"]), "not the loop's callback", got=r)
+
     # tls_failed: the handshake line of the program, below ssl.py's own frames.
     p = cglib.run([py, APP, "tls", "0"], env=_env(RETRIES=1, LOG_FORMAT="json", LEAKS="off"), timeout=60)
     check(p.returncode == 0 and re.search(r"client: (SSL\w*Error|ConnectionResetError)", p.out), "handshake fails (EOF or reset)", got=p.out + p.err)

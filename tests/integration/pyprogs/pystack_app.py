@@ -53,6 +53,18 @@ def leak_one():
     return socket.socket().detach()  # AT:leak_one
 
 
+async def aio_fetch(port):
+    import asyncio
+    await asyncio.open_connection("127.0.0.1", port)  # AT:aio
+
+
+async def aio_main(port):
+    try:
+        await aio_fetch(port)
+    except OSError:
+        print("client: refused")
+
+
 def late_listener(port, delay):
     time.sleep(delay)
     l = socket.socket()
@@ -77,6 +89,9 @@ elif mode == "tls":
     l.listen(8)
     threading.Thread(target=eof_server, args=(l,), daemon=True).start()
     handshake(l.getsockname()[1])
+elif mode == "asyncio":
+    import asyncio
+    asyncio.run(aio_main(port))
 elif mode == "leak":
     leak_pool(3)
     leak_one()
