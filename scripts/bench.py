@@ -12,11 +12,12 @@ round (so a noisy neighbour hits both sides alike), and compares medians with th
       Configurations: defaults, CONNGUARD_LEAKS=off, CONNGUARD_STACK_DEPTH=0, and
       CONNGUARD_COORDINATE=off against on when shim/cg_vars.h has that variable.
   whole programs: ab -n 5000 -c 8 requests/s (shim in ab only) against tests/clients/bench_httpd;
-      curl fetching 200 URLs in one process (wall); /usr/bin/python3 making 2,000 connections
-      (timed by the script itself: the fastest of 3 such loops in one process, as timeit does); these two short
-      runs get twice the rounds; start-up of /bin/true (tests/clients/bench_spawn, median of
-      300 pairs); bytes per open socket (tests/clients/bench_sockmem: RSS growth over 10,000
-      connected sockets); TLS handshakes (bench_tls.py's in-process method).
+      curl fetching 200 URLs in one process (wall; twice the rounds); /usr/bin/python3 making
+      2,000 connections (timed by the script itself in two interpreters that stay up, one with
+      the shim, asked in turn for one loop each: 3 x rounds pairs); start-up of /bin/true
+      (tests/clients/bench_spawn, median of 300 pairs); bytes per open socket
+      (tests/clients/bench_sockmem: RSS growth over 10,000 connected sockets); TLS handshakes
+      (bench_tls.py's in-process method).
   system calls per connect: strace -f -c of bench_loop's blocking and non-blocking (epoll)
       connect loops at two lengths, so start-up cancels out; target: none added.
   anchors: the same whole-process connect loop under strace -f -e connect,close and valgrind
@@ -277,24 +278,44 @@ class Bench:
         self.ratio_row("curl, 200 URLs in one process, wall", a, b, " ms", "%.1f", 1.03, scale=1e3)
 
     def python(self):
+        """Two python processes stay up, one under the shim; the driver asks them in turn (order
+        alternating) for one timed loop of 2,000 connections each. Pairs a fraction of a second
+        apart see the same machine, which whole processes started seconds apart do not."""
         if not os.access(PYTHON, os.X_OK):
             raise Skip("%s missing" % PYTHON)
         port = self.server("bench_loop", "serve")
         code = ("import socket,sys,time\n"
                 "n=int(sys.argv[1]); a=('127.0.0.1',int(sys.argv[2]))\n"
-                "socket.create_connection(a).close()\n"
-                "r=[]\n"
-                "for _ in range(3):\n"
+                "for line in sys.stdin:\n"
                 "    t=time.perf_counter(); c=time.process_time()\n"
                 "    for _ in range(n):\n"
                 "        s=socket.create_connection(a); s.close()\n"
-                "    r.append((time.perf_counter()-t, time.process_time()-c))\n"
-                "print(min(x[0] for x in r), min(x[1] for x in r))\n")
+                "    print(time.perf_counter()-t, time.process_time()-c, flush=True)\n")
+        procs = {}
+        try:
+            for pre in (False, True):
+                procs[pre] = subprocess.Popen([PYTHON, "-c", code, "2000", port], env=clean_env(pre),
+                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-        def one(pre):
-            w, c = run([PYTHON, "-c", code, "2000", port], pre).split()[:2]
-            return float(w), float(c)
-        a, b = self.paired(one, rounds=2 * self.rounds)
+            def one(pre):
+                p = procs[pre]
+                p.stdin.write(b"go\n")
+                p.stdin.flush()
+                line = p.stdout.readline().split()
+                if len(line) < 2:
+                    p.kill()
+                    raise RuntimeError("python3%s stopped: %s" % (" (with the shim)" if pre else "",
+                                       p.stderr.read().decode(errors="replace")[-300:].strip()))
+                return float(line[0]), float(line[1])
+            a, b = self.paired(one, rounds=3 * self.rounds)
+        finally:
+            for p in procs.values():
+                try:
+                    p.stdin.close()
+                    p.wait(30)
+                except (OSError, subprocess.TimeoutExpired):
+                    p.kill()
+                    p.wait(10)
         self.ratio_row("python3, 2,000 connections (create_connection+close)", a, b, " ms", "%.1f", 1.05, scale=1e3)
 
     def startup(self):
