@@ -11,8 +11,8 @@ round (so a noisy neighbour hits both sides alike), and compares medians with th
       stable to about 1% on a shared 2-CPU machine, where whole-process times move by tens of %.
       Configurations: defaults, CONNGUARD_LEAKS=off, CONNGUARD_STACK_DEPTH=0, and
       CONNGUARD_COORDINATE=off against on when shim/cg_vars.h has that variable.
-  whole programs: ab -n 5000 -c 8 requests/s (shim in ab only) against tests/clients/bench_httpd;
-      curl fetching 200 URLs in one process (wall; twice the rounds); /usr/bin/python3 making
+  whole programs: ab -n 5000 -c 8 requests/s (shim in ab only) against tests/clients/bench_httpd
+      (twice the rounds); curl fetching 200 URLs in one process (wall; 4 x the rounds); /usr/bin/python3 making
       2,000 connections (timed by the script itself in two interpreters that stay up, one with
       the shim, asked in turn for one loop each: 3 x rounds pairs); start-up of /bin/true
       (tests/clients/bench_spawn, median of 300 pairs); bytes per open socket
@@ -262,7 +262,7 @@ class Bench:
                 raise RuntimeError("ab: %s failed requests" % failed.group(1))
             # ab's CPU time for a fixed 5000 requests: its ratio reads like the others' (higher = worse).
             return float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1)), cpu
-        a, b = self.paired(one)
+        a, b = self.paired(one, rounds=2 * self.rounds)
         self.ratio_row("ab -n 5000 -c 8, requests/s (shim in ab only)", a, b, " req/s", "%.0f", 0.97, True)
 
     def curl(self):
@@ -274,7 +274,7 @@ class Bench:
             t = time.perf_counter()
             _, cpu = run_cpu([curl, "-q", "-s", "-S", "--fail"] + urls, pre)
             return time.perf_counter() - t, cpu
-        a, b = self.paired(one, rounds=2 * self.rounds)
+        a, b = self.paired(one, rounds=4 * self.rounds)
         self.ratio_row("curl, 200 URLs in one process, wall", a, b, " ms", "%.1f", 1.03, scale=1e3)
 
     def python(self):
