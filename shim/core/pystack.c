@@ -263,16 +263,14 @@ static void set_describe(const char *a, unsigned v)
   d[n] = 0;
 }
 
-void cg_pystack_init(void)
+static void init_once(void)
 {
-  if (cg_pystack_active() || cg_cfg.disable || !cg_cfg.pystack) {
-    if (!cg_cfg.pystack) strcpy(describe, "off");
-    return;
-  }
+  /* One symbol first: a program without Python pays one failed lookup at start. */
   void *gt = dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+  if (!gt) return;
   void *rt = dlsym(RTLD_DEFAULT, "_PyRuntime");
   void *ct = dlsym(RTLD_DEFAULT, "PyCode_Type");
-  if (!gt || !rt || !ct) return;
+  if (!rt || !ct) return;
   /* A debug build's objects carry two more pointers: nothing below would fit. */
   if (dlsym(RTLD_DEFAULT, "_Py_NegativeRefcount")) { set_describe("unsupported debug build", 0); return; }
   unsigned v = 0;
@@ -295,6 +293,17 @@ void cg_pystack_init(void)
   set_describe("", v);
   memmove(describe, describe + 1, strlen(describe));
   atomic_store_explicit(&active, 1, memory_order_release);
+}
+
+void cg_pystack_init(void)
+{
+  static atomic_int busy;
+  if (cg_pystack_active() || cg_cfg.disable) return;
+  if (!cg_cfg.pystack) { strcpy(describe, "off"); return; }
+  /* Failure records of several threads may ask at once: one looks, the others go without. */
+  if (atomic_exchange(&busy, 1)) return;
+  init_once();
+  atomic_store(&busy, 0);
 }
 
 /* ---------- interning tables ---------- */
