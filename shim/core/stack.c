@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <sys/auxv.h>
 #include <unwind.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 typedef _Unwind_Reason_Code (*bt_fn)(_Unwind_Trace_Fn, void *);
@@ -22,6 +23,7 @@ static getip_fn ug_getip;
 static getcfa_fn ug_getcfa;
 static atomic_int state;            /* 0 not loaded, 1 loading, 2 ready, 3 unavailable */
 static __thread int loading_here;   /* this thread is inside the load (a signal handler too) */
+static atomic_int loading_pid;      /* process that set state 1 */
 static uintptr_t self_lo, self_hi;
 
 static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
@@ -65,6 +67,7 @@ static int unwinder_ready(void)
   if (s == 2) return 1;
   if (s == 3 || loading_here) return 0;
   int expect = 0;
+  if (s == 0) atomic_store(&loading_pid, (int)syscall(SYS_getpid));   /* before state 1 is visible: a fork child checks it */
   if (atomic_compare_exchange_strong(&state, &expect, 1)) {
     int saved = errno;
     loading_here = 1;
@@ -82,7 +85,16 @@ static int unwinder_ready(void)
     atomic_store_explicit(&state, ok ? 2 : 3, memory_order_release);
     return ok;
   }
-  while ((s = atomic_load_explicit(&state, memory_order_acquire)) == 1) sched_yield();
+  while ((s = atomic_load_explicit(&state, memory_order_acquire)) == 1) {
+    /* A fork child of a process that was loading in another thread: nobody will finish. */
+    int lp = atomic_load(&loading_pid);
+    if (lp && lp != (int)syscall(SYS_getpid)) {
+      expect = 1;
+      atomic_compare_exchange_strong(&state, &expect, 0);
+      return unwinder_ready();
+    }
+    sched_yield();
+  }
   return s == 2;
 }
 
