@@ -3,11 +3,15 @@
 usage: run.py [SUBSTRING...]   only tests whose "module.function" contains a substring
 Each test gets a time limit (default 120 s; a function may set .timeout). The last line is
 "integration: N passed, N failed" (", N skipped" when some were skipped).
+What a test writes to stdout or stderr (its own prints, servers and programs that inherit them)
+is kept aside and shown only when the test fails, or always with CG_TEST_OUTPUT=1: make check
+prints one line per test and the totals.
 """
 import importlib.util
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 
@@ -46,8 +50,15 @@ def main(argv):
     failures = []
     signal.signal(signal.SIGALRM, _alarm)
     t_all = time.time()
+    show_all = os.environ.get("CG_TEST_OUTPUT") == "1"
     for full, fn in tests:
         t0 = time.time()
+        out = tempfile.TemporaryFile()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = (os.dup(1), os.dup(2))
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
         signal.alarm(int(getattr(fn, "timeout", 120)))
         try:
             fn()
@@ -65,7 +76,22 @@ def main(argv):
         finally:
             signal.alarm(0)
             cglib.stop_all()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
         print("%-70s %s (%.1fs)" % (full, status, time.time() - t0), flush=True)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+        out.close()
+        if text and (show_all or status == "FAIL"):
+            if status == "FAIL":
+                text = text[-8000:]
+                failures[-1] = (full, failures[-1][1] + "\n--- output of the test ---\n" + text)
+            else:
+                print(text, end="" if text.endswith("\n") else "\n", flush=True)
     for full, tb in failures:
         print("\n===== %s =====\n%s" % (full, tb))
     print("integration time: %.1fs" % (time.time() - t_all))

@@ -486,9 +486,10 @@ sys.stdin.readline()
 
 def test_live_leaks_show_python_frames():
     """connguard leaks PID: each live candidate with its Python frames, before the native ones,
-    read from the stats segment (published Python stacks)."""
+    read from the stats segment (published Python stacks); the two sockets of keep_a's line are
+    one group (the stack listed once), keep_b's its own."""
     p = cglib.spawn([cglib.PYTHON, "-c", LIVE], env=_env(LEAK_AGE_MS=0), preload=True,
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     check(p.stdout.readline() == b"ready\n", "program started")
     r = cglib.run([cglib.TOOL, "leaks", "--no-symbols", str(p.pid)], preload=False)
     p.stdin.close()
