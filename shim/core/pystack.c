@@ -231,10 +231,14 @@ static int plain_read(const void *src, void *dst, size_t n)
   return 0;
 }
 
-/* process_vm_readv on ourselves: EFAULT for memory that is not mapped, never a signal.
- * Refused by a sandbox (ENOSYS, EPERM): then nothing is read at all. */
+/* process_vm_readv on ourselves: EFAULT for memory that is not mapped, never a signal. A
+ * sandbox that refuses it (seccomp: ENOSYS or EPERM, seen at init) leaves plain loads, under
+ * the same finalization checks as the socket-creation path. */
+static int vm_refused;
+
 static int safe_read(const void *src, void *dst, size_t n)
 {
+  if (vm_refused) return plain_read(src, dst, n);
   struct iovec l = { dst, n }, r = { (void *)src, n };
   ssize_t got = syscall(SYS_process_vm_readv, (pid_t)syscall(SYS_getpid), &l, 1UL, &r, 1UL, 0UL);
   return got == (ssize_t)n ? 0 : -1;
@@ -287,6 +291,8 @@ static void init_once(void)
     set_describe("unsupported", v);
     return;
   }
+  uint64_t probe = 42, got = 0;
+  if (safe_read(&probe, &got, sizeof got) != 0 || got != 42) vm_refused = 1;
   get_tstate = (tstate_fn)gt;
   runtime = rt;
   code_type = ct;
@@ -540,10 +546,15 @@ static void site_fill(uint32_t id, void *ctx)
   c->t->site[id - 1] = *c->s;
 }
 
+struct raw_ctx {
+  struct tables *t;
+  uint32_t sid;
+};
+
 static void raw_fill(uint32_t id, void *ctx)
 {
-  struct tables *t = ((struct site_ctx *)ctx)->t;
-  t->raw_site[id - 1] = (uint32_t)(uintptr_t)((struct site_ctx *)ctx)->s;
+  struct raw_ctx *c = ctx;
+  c->t->raw_site[id - 1] = c->sid;
 }
 
 static uint32_t resolve(struct tables *t, const struct raw *r)
@@ -553,8 +564,10 @@ static uint32_t resolve(struct tables *t, const struct raw *r)
   if (id) return t->raw_site[id - 1];
   struct site s;
   uintptr_t fname = 0, name = 0;
-  safe_read((void *)(r->code + (uintptr_t)L.co_filename), &fname, sizeof fname);
-  safe_read((void *)(r->code + (uintptr_t)L.co_name), &name, sizeof name);
+  /* Unreadable: nothing is cached for the key, the capture goes without a stack. */
+  if (safe_read((void *)(r->code + (uintptr_t)L.co_filename), &fname, sizeof fname) != 0 ||
+      safe_read((void *)(r->code + (uintptr_t)L.co_name), &name, sizeof name) != 0)
+    return 0;
   read_str(fname, s.file, sizeof s.file, 1);
   read_str(name, s.func, sizeof s.func, 0);
   s.line = read_line(r->code, r->off);
@@ -562,7 +575,7 @@ static uint32_t resolve(struct tables *t, const struct raw *r)
   struct site_ctx c = { t, &s };
   uint32_t sid = itab_intern(&t->sites, skey, 3, site_fill, &c);
   if (!sid) return 0;
-  struct site_ctx rc = { t, (const struct site *)(uintptr_t)sid };
+  struct raw_ctx rc = { t, sid };
   itab_intern(&t->raw, key, 3, raw_fill, &rc);
   return sid;
 }
