@@ -766,8 +766,8 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
   void *mem = mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) goto done;
   struct item *items = mem;
-  struct group *groups = (struct group *)(items + tracked);
-  ino_t *inos = (ino_t *)(groups + tracked);
+  ino_t *inos = (ino_t *)(items + tracked);            /* 8-aligned: struct group is 12 bytes */
+  struct group *groups = (struct group *)(inos + tracked);
 
   /* Pass 2: only what is still open and still the same socket. */
   unsigned n = 0;
