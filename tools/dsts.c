@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int by_failures(const void *a, const void *b)
@@ -60,6 +61,11 @@ int dsts_read(struct dst_row **rows, char *msg, unsigned cap)
     x->waiting = atomic_load(&d->waiting);
     x->opened_by = atomic_load(&d->opened_by);
     x->opened_rt_ns = atomic_load(&d->opened_rt_ns);
+    uint64_t pw = atomic_load(&d->probe);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint32_t now_ms = (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    if (pw && (int32_t)(now_ms - (uint32_t)pw) <= 0) x->probe = (int32_t)(pw >> 32);
     x->attempts = atomic_load(&d->attempts);
     x->failures = atomic_load(&d->failures);
     x->probes = atomic_load(&d->probes);
@@ -79,8 +85,8 @@ void dsts_print(const struct dst_row *rows, int n, int max_rows)
 {
   if (n <= 0) return;
   int64_t now = now_realtime_ns();
-  printf("\n%-30s %-6s %8s %8s %8s %7s %7s %s\n", "DESTINATION", "STATE", "ATTEMPTS", "FAILED", "PROBES",
-         "WAITS", "WAITING", "SINCE");
+  printf("\n%-30s %-6s %8s %8s %8s %7s %7s %7s %s\n", "DESTINATION", "STATE", "ATTEMPTS", "FAILED", "PROBES",
+         "WAITS", "WAITING", "PROBE", "SINCE");
   for (int i = 0; i < n; i++) {
     if (max_rows > 0 && i >= max_rows) { printf("... %d more destinations\n", n - i); break; }
     const struct dst_row *x = &rows[i];
@@ -90,8 +96,10 @@ void dsts_print(const struct dst_row *rows, int n, int max_rows)
       fmt_duration(d, sizeof d, now - x->opened_rt_ns);
       snprintf(since, sizeof since, "open %s (pid %d)", d, (int)x->opened_by);
     }
-    printf("%-30s %-6s %8llu %8llu %8llu %7llu %7u %s\n", x->name, x->open ? "open" : "closed",
+    char probe[16] = "-";
+    if (x->probe) snprintf(probe, sizeof probe, "%d", (int)x->probe);
+    printf("%-30s %-6s %8llu %8llu %8llu %7llu %7u %7s %s\n", x->name, x->open ? "open" : "closed",
            (unsigned long long)x->attempts, (unsigned long long)x->failures, (unsigned long long)x->probes,
-           (unsigned long long)x->waits, x->waiting, since);
+           (unsigned long long)x->waits, x->waiting, probe, since);
   }
 }

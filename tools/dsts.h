@@ -10,6 +10,7 @@ struct dst_row {
   int open;                      /* breaker state (aggregate: how many are open) */
   uint32_t streak, waiting;
   int32_t opened_by;
+  int32_t probe;                 /* task making the probe attempt now (tid), 0 none */
   int64_t opened_rt_ns;
   uint64_t attempts, failures, probes, waits, opens;
 };

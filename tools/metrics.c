@@ -182,7 +182,7 @@ static void emit_dsts(void)
              "Real connect attempts to the destination by connects in a coordinated retry, all processes of the user.", g_attempts);
   dst_family(r, n, "connguard_destination_failures_total", "counter", "Of those, the failed ones.", g_failures);
   dst_family(r, n, "connguard_destination_probes_total", "counter", "Probe roles taken: attempts made on behalf of every waiting process.", g_probes);
-  dst_family(r, n, "connguard_destination_waits_total", "counter", "Connects that waited for a probe instead of their own backoff.", g_waits);
+  dst_family(r, n, "connguard_destination_waits_total", "counter", "Connects that waited in the destination's shared schedule (for a probe, or their own slot) instead of sleeping alone.", g_waits);
   dst_family(r, n, "connguard_destination_waiters", "gauge", "Blocking connects asleep waiting for the destination's probe now.", g_waiters);
   free(r);
 }

@@ -41,3 +41,40 @@ void cg_sleep_until(int64_t t)
   struct timespec ts = { t / 1000000000, t % 1000000000 };
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
 }
+
+int64_t cg_coord_limit(unsigned attempt, int64_t now, int64_t start, int64_t budget_end)
+{
+  /* The last stretch of the budget, min(250 ms, a tenth of it), as retry.c's last slot: the
+   * final attempt of a connect belongs there, and it is its own. */
+  int64_t tail = (budget_end - start) / 10;
+  if (tail > 250 * MS_NS) tail = 250 * MS_NS;
+  int64_t lim = budget_end - tail, t = now;
+  /* With a cap on retries, sooner: when its own remaining backoffs (unjittered, so their
+   * largest) would have brought its last attempt. It then ends about when it would alone. */
+  uint64_t base = cg_cfg.backoff_ms, cap = cg_cfg.backoff_max_ms < base ? base : cg_cfg.backoff_max_ms;
+  for (unsigned k = attempt; k <= cg_cfg.retries && t < lim; k++) {
+    uint64_t d = base;
+    for (unsigned i = 1; i < k && d < cap; i++) d *= 2;
+    if (d >= cap) { t += (int64_t)((uint64_t)(cg_cfg.retries - k + 1) * cap) * MS_NS; break; }
+    t += (int64_t)d * MS_NS;
+  }
+  return t < lim ? t : lim;
+}
+
+int cg_backoff_shared(struct cg_coord_ticket *t, const struct sockaddr *a, socklen_t l, unsigned attempt,
+                      unsigned delay_ms, int64_t now, int64_t start, int64_t budget_end)
+{
+  int64_t due = now + (int64_t)delay_ms * MS_NS;
+  if (cg_cfg.coordinate) {
+    cg_coord_failed(t, a, l, attempt, delay_ms);
+    if (t->d) {
+      /* Fixed at the first wait: skipped slots do not move it. Past it, its own backoff. */
+      if (!t->limit_ns) t->limit_ns = cg_coord_limit(attempt, now, start, budget_end);
+      t->due_ns = due;
+      int v = cg_coord_wait(t, t->limit_ns > due ? t->limit_ns : due, cg_all_handlers_restart);
+      if (v == CG_COORD_INTR) return 0;
+      if (v != CG_COORD_LOST) return 1;
+    }
+  }
+  return cg_backoff_sleep(due);
+}

@@ -68,8 +68,10 @@ static int give_up_errno(int fd, struct cg_fd *slot, const struct sockaddr *a, s
   return interrupted ? EINTR : EINPROGRESS;
 }
 
-/* err: the first attempt's failure; cut: we ended that attempt at our bound (err ETIMEDOUT). */
-static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int err, int cut, int64_t t0)
+/* err: the first attempt's failure; cut: we ended that attempt at our bound (err ETIMEDOUT).
+ * ct: its place in the destination's shared schedule once it waits (coord.h). */
+static int blocking_retry(int fd, const struct sockaddr *a, socklen_t l, int err, int cut, int64_t t0,
+                          struct cg_coord_ticket *ct)
 {
   uintptr_t pcs[CG_MAX_STACK];
   int npcs = -1;
@@ -105,6 +107,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     cg_count_failure(err);
     if (npcs < 0) npcs = cg_stack_capture(pcs, (int)cg_cfg.stack_depth);
     if (why) {
+      if (ct->d) cg_coord_failed(ct, a, l, 0, 0);   /* counted, and the next slot set if it was the probe */
       cg_log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, now - t0, why, pcs, npcs, 0);
       CG_STAT_ADD(give_ups, 1);
       errno = give_up_errno(fd, slot, a, l, err, cut, &prog_tv, 0);
@@ -112,7 +115,7 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
     }
     cg_log_failure(fd, a, l, err, e->attempt, ACT_RETRY, delay, now - t0, NULL, pcs, npcs, 0);
     CG_STAT_ADD(retries, 1);
-    if (!cg_backoff_sleep(now + (int64_t)delay * MS_NS)) {
+    if (!cg_backoff_shared(ct, a, l, e->attempt, delay, now, t0, budget_end)) {
       cg_log_failure(fd, a, l, err, e->attempt, ACT_GIVE_UP, 0, cg_mono_ns() - t0, "interrupted", pcs, npcs, 0);
       CG_STAT_ADD(give_ups, 1);
       /* The handler may have closed the fd (alarm-then-close): then no new attempt on it. */
@@ -177,6 +180,20 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
   }
 }
 #undef FD_REPLACED
+
+static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int err, int cut, int64_t t0)
+{
+  struct cg_coord_ticket ct = { 0 };
+  int r = blocking_retry(fd, a, l, err, cut, t0, &ct);
+  if (ct.d) {
+    /* It waited in a shared schedule: a success wakes every waiter at once. */
+    int saved = errno;
+    if (r == 0) cg_coord_success(&ct);
+    else cg_coord_leave(&ct);
+    errno = saved;
+  }
+  return r;
+}
 
 /* ---------- first attempt of a blocking connect ---------- */
 

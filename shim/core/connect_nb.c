@@ -49,6 +49,7 @@ int cg_nb_move(int fd, struct cg_fd *e, unsigned to)
 
 void cg_nb_connected(int fd, struct cg_fd *e)
 {
+  if (e->coord.d) cg_coord_success(&e->coord);   /* wakes the other waiters first */
   if (!alive(e)) return;
   if (e->attempt > 1) cg_log_recovered(fd, (struct sockaddr *)&e->addr, e->addrlen, e->attempt, cg_mono_ns() - e->t_start_ns, e->cpystack);
   epoll_readd(fd, e);
@@ -70,6 +71,7 @@ int cg_nb_failure(int fd, struct cg_fd *e, int err, int timed_out)
      * would then read SO_ERROR 0 from an unconnected socket, and a timer of ours that expires
      * with no retry to follow must change nothing: the program's own timer decides. */
     e->last_err = 0;
+    cg_coord_leave(&e->coord);
     cg_nb_move(fd, e, CG_FD_PASSED);
     return F_PASS;
   }
@@ -96,6 +98,7 @@ int cg_nb_failure(int fd, struct cg_fd *e, int err, int timed_out)
   unsigned cls = cg_errno_class(err, a->sa_family);
   if (!why && !(cls & cg_cfg.retry_on)) why = "not_retryable";
   if (why) {
+    if (e->coord.d) { cg_coord_failed(&e->coord, a, e->addrlen, 0, 0); cg_coord_leave(&e->coord); }
     cg_log_failure(fd, a, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0, now - e->t_start_ns, why, e->cpcs, e->cnpcs, e->cpystack);
     CG_STAT_ADD(give_ups, 1);
     e->pending_err = err;
@@ -106,9 +109,32 @@ int cg_nb_failure(int fd, struct cg_fd *e, int err, int timed_out)
   CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
   e->prev_delay_ms = delay;
   e->t_next_ns = now + (int64_t)delay * MS_NS;
+  if (cg_cfg.coordinate) {
+    /* Joins the destination's shared schedule: the next attempt is due when it says so
+     * (coord_holds), at the latest at this fd's own limit. */
+    int joined = e->coord.d != NULL;
+    cg_coord_failed(&e->coord, a, e->addrlen, e->attempt, delay);
+    e->coord_own_ns = e->coord.due_ns = e->t_next_ns;
+    if (!joined) e->coord_limit_ns = cg_coord_limit(e->attempt, now, e->t_start_ns, cg_budget_end(e));
+    if (e->coord_limit_ns < e->t_next_ns) e->coord_limit_ns = e->t_next_ns;
+    if (e->coord.d) e->t_next_ns = now;
+  }
   if (!alive(e)) return F_PASS;
   epoll_hide(fd, e);
   return cg_nb_move(fd, e, CG_FD_WAITING) ? F_RETRY : F_PASS;
+}
+
+/* A WAITING entry in a shared schedule whose check is due: 1 while the schedule holds it back
+ * (t_next_ns moved to the next look, at most CG_COORD_POLL_MS away: the program's poll wakes
+ * for it), 0 when it attempts now (probe, a success elsewhere, its own limit). Entry locked. */
+static int coord_holds(struct cg_fd *e, int64_t now)
+{
+  if (!e->coord.d) return 0;
+  int64_t again = 0;
+  int v = cg_coord_check(&e->coord, now, e->coord_limit_ns, &again);
+  if (v == 0) { e->t_next_ns = again; return 1; }
+  if (v == CG_COORD_LOST && e->coord_own_ns > now) { e->t_next_ns = e->coord_own_ns; return 1; }
+  return 0;
 }
 
 /* Starts the next attempt of a WAITING entry. Entry locked. */
@@ -149,7 +175,7 @@ int64_t cg_nb_tick(void)
       continue;
     }
     unsigned st = atomic_load(&e->state);
-    if (st == CG_FD_WAITING && e->t_next_ns <= now) {
+    if (st == CG_FD_WAITING && e->t_next_ns <= now && !coord_holds(e, now)) {
       start_attempt(fd, e);
       st = atomic_load(&e->state);
     }
@@ -194,6 +220,7 @@ static int drive_sync(int fd, struct cg_fd *e)
       cg_sleep_until(d);
       cg_fd_lock(e);
       if (atomic_load(&e->state) != CG_FD_WAITING) continue;
+      if (coord_holds(e, cg_mono_ns())) continue;
       start_attempt(fd, e);
       continue;
     }
@@ -269,6 +296,9 @@ void cg_nb_start(int fd, const struct sockaddr *a, socklen_t l, int err, int64_t
   struct cg_fd *e = cg_fd_get(fd, 1);
   if (!e) return;
   cg_fd_lock(e);
+  /* A ticket left by an earlier connect on this number (closed while it waited): its probe
+   * role, if any, goes back now rather than at its lease's end. */
+  if (e->coord.d) cg_coord_leave(&e->coord);
   e->family = a->sa_family;
   e->attempt = 1;
   e->prev_delay_ms = 0;

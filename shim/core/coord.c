@@ -114,6 +114,18 @@ static int register_user(struct cg_coord_table *t)
   return 1;
 }
 
+static void unlink_if_dead(const char *path, const struct cg_coord_table *mine)
+{
+  struct cg_coord_table h;
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return;
+  ssize_t n = pread(fd, &h, sizeof h, 0);
+  syscall(SYS_close, fd);
+  if (n == (ssize_t)sizeof h && h.magic == CG_COORD_MAGIC && atomic_load(&h.dead) &&
+      h.created_rt_ns == mine->created_rt_ns)
+    unlink(path);
+}
+
 static int plausible_size(off_t sz)
 {
   return sz >= (off_t)size_for(16) && sz <= (off_t)size_for(4096) &&
@@ -160,7 +172,14 @@ static struct cg_coord_table *map_table(void)
       return NULL;
     }
     int r = register_user(t);
-    if (r < 0) { munmap(m, size); continue; }   /* removed by its last user meanwhile: a new one */
+    if (r < 0) {
+      /* Removed by its last user meanwhile: map the new one. If that user died between
+       * marking it dead and unlinking it, the dead file is still at the path: anyone removes
+       * it (this very file: dead, and created at the same moment as ours). */
+      unlink_if_dead(path, t);
+      munmap(m, size);
+      continue;
+    }
     if (r == 0) { munmap(m, size); return NULL; }
     tab_size = size;
     return t;
@@ -172,7 +191,12 @@ struct cg_coord_table *cg_coord_table(void)
 {
   struct cg_coord_table *t = __atomic_load_n(&tab, __ATOMIC_ACQUIRE);
   if (t || tab_failed || !cfg.coordinate) return t;
-  while (atomic_exchange_explicit(&tab_lock, 1, memory_order_acquire)) sched_yield();
+  /* Bounded: a signal handler that connects while its own thread maps the table must not spin
+   * forever on it; that connect goes uncoordinated. */
+  for (unsigned spins = 0; atomic_exchange_explicit(&tab_lock, 1, memory_order_acquire); spins++) {
+    if (spins > 2000) return NULL;
+    sched_yield();
+  }
   t = tab;
   if (!t && !tab_failed) {
     t = map_table();
@@ -384,7 +408,10 @@ static int join(struct cg_coord_ticket *t, const struct sockaddr *a, socklen_t l
   struct cg_coord_table *tb = cg_coord_table();
   if (!tb || !table_lock(tb)) return 0;
   struct cg_coord_dst *d = lookup(tb, fam, port, addr, now);
-  if (d) { t->d = d; t->gen = atomic_load(&d->gen); t->probe = 0; t->waited = 0; }
+  if (d) {
+    t->d = d; t->gen = atomic_load(&d->gen); t->probe = 0; t->waited = 0;
+    atomic_fetch_add(&d->ep_joins, 1);
+  }
   table_unlock(tb);
   return d != NULL;
 }
@@ -403,7 +430,9 @@ void cg_coord_failed(struct cg_coord_ticket *t, const struct sockaddr *a, sockle
   uint32_t streak = atomic_fetch_add(&d->streak, 1) + 1;
   t->ok_seq = atomic_load(&d->ok_seq);
   uint32_t closed = CG_COORD_CLOSED;
-  if (streak >= CG_COORD_OPEN_AFTER && atomic_load(&d->state) == CG_COORD_CLOSED &&
+  /* A connect alone is not a shared outage: its own records tell its story, and with one
+   * process the log stays what it is without coordination. */
+  if (streak >= CG_COORD_OPEN_AFTER && atomic_load(&d->ep_joins) >= 2 && atomic_load(&d->state) == CG_COORD_CLOSED &&
       atomic_compare_exchange_strong(&d->state, &closed, CG_COORD_OPEN)) {
     /* One record per transition: only the process whose CAS won writes it. */
     atomic_store(&d->opened_by, getpid());
@@ -439,6 +468,7 @@ void cg_coord_success(struct cg_coord_ticket *t)
   atomic_fetch_add(&d->attempts, 1);
   atomic_store(&d->streak, 0);
   atomic_store(&d->round, 0);
+  atomic_store(&d->ep_joins, 0);
   atomic_store(&d->next_ns, 0);
   atomic_fetch_add(&d->ok_seq, 1);
   release_probe(t);
@@ -472,7 +502,11 @@ static int decide(struct cg_coord_ticket *t, int64_t now, int64_t limit, int64_t
   if (atomic_load(&d->ok_seq) != t->ok_seq) return CG_COORD_GO;
   if (now >= limit) return CG_COORD_TIMEOUT;
   int64_t nx = atomic_load(&d->next_ns), u;
-  if (now >= nx) {
+  if (now >= nx && now < t->due_ns) {
+    /* The slot is here, but this connect's own backoff is not over: coordination only ever
+     * takes attempts out of a connect's own schedule, never adds one. */
+    u = t->due_ns;
+  } else if (now >= nx) {
     if (claim_probe(t, now)) return CG_COORD_PROBE;
     /* A probe is out: its outcome wakes us; look at its liveness meanwhile. */
     u = now + CG_COORD_PROBE_CHECK_MS * MS_NS;
@@ -527,10 +561,14 @@ void cg_coord_at_exit(void)
   if (!t || registered_pid != getpid() || !table_lock(t)) return;
   pid_t pid = getpid();
   int others = 0;
-  for (int i = 0; i < CG_COORD_USERS; i++) {
+  for (int i = 0; i < CG_COORD_USERS; i++)
+    if (atomic_load(&t->users[i]) == pid) atomic_store(&t->users[i], 0);
+  /* Stops at the first live user: many processes of a crowd exit together, each under the
+   * lock, and one kill() apiece keeps that short. */
+  for (int i = 0; i < CG_COORD_USERS && !others; i++) {
     int32_t u = atomic_load(&t->users[i]);
-    if (u == pid || (u && gone(u))) { atomic_store(&t->users[i], 0); continue; }
-    if (u) others = 1;
+    if (u && gone(u)) atomic_store(&t->users[i], 0);
+    else if (u) others = 1;
   }
   registered_pid = 0;
   if (!others && !atomic_load(&t->overflow)) {

@@ -29,7 +29,8 @@
 #define CG_COORD_MAGIC    0x44524743u   /* "CGRD" little-endian */
 #define CG_COORD_VERSION  1
 #define CG_COORD_USERS    128           /* processes registered for the removal at exit */
-#define CG_COORD_OPEN_AFTER 3           /* consecutive failed attempts that open the breaker */
+#define CG_COORD_OPEN_AFTER 3           /* consecutive failed attempts that open the breaker,
+                                           once at least two connects share the schedule */
 #define CG_COORD_POLL_MS  10            /* non-blocking waiters look again this often */
 #define CG_COORD_PROBE_CHECK_MS 50      /* waiters check a running probe's liveness this often */
 #define CG_COORD_STALE_MS (10 * 60 * 1000)  /* an entry idle this long is reclaimable whatever
@@ -58,6 +59,8 @@ struct cg_coord_dst {
   _Atomic int64_t opened_rt_ns;      /* realtime, when opened (tools) */
   _Atomic uint64_t ep_failures;      /* failed attempts since it opened (breaker_closed) */
   _Atomic uint64_t ep_probes;
+  _Atomic uint32_t ep_joins;         /* connects that joined since the last success */
+  uint32_t pad2;
   _Atomic uint64_t attempts;         /* real attempts reported (failed + succeeded) */
   _Atomic uint64_t failures;
   _Atomic uint64_t probes;           /* probe roles taken */
@@ -85,6 +88,8 @@ struct cg_coord_ticket {
   uint32_t ok_seq;                   /* successes already seen */
   uint8_t probe;                     /* holds the probe role */
   uint8_t waited;                    /* counted in waits once */
+  int64_t limit_ns;                  /* the engine's: set once per connect (0 unset) */
+  int64_t due_ns;                    /* its own next attempt: it never probes before (0: any time) */
 };
 
 enum cg_coord_verdict {

@@ -1,6 +1,7 @@
 /* The engine's shared part: configuration and init, fork, what every path needs to judge and
  * record a connect. The file map is in engine.h. */
 #include "engine_int.h"
+#include "coord.h"
 #include "log.h"
 #include "pattern.h"
 #include "policy.h"
@@ -121,6 +122,7 @@ void cg_after_fork_child(void)
   }
   if (cg_cfg.stats) cg_stats_after_fork();
   cg_wd_after_fork_child();
+  cg_coord_after_fork();
 }
 
 void cg_init(void)
@@ -133,6 +135,7 @@ void cg_init(void)
   cg_config_load(&cg_cfg, env_get, warn_stderr, NULL);
   if (!cg_cfg.disable) {
     cg_log_configure(&cg_cfg);
+    cg_coord_configure(&cg_cfg);
     cg_stats_init(cg_cfg.stats);
     pthread_atfork(NULL, NULL, cg_after_fork_child);
     cg_enabled = 1;

@@ -4,6 +4,7 @@
 #include "engine.h"
 #include "clock.h"
 #include "fdtable.h"
+#include "coord.h"
 #include "real.h"
 #include <errno.h>
 #include <poll.h>
@@ -95,6 +96,16 @@ int cg_backoff_sleep(int64_t t);
 void cg_sleep_until(int64_t t);
 /* Whether every caught signal has SA_RESTART. */
 int cg_all_handlers_restart(void);
+/* CONNGUARD_COORDINATE (coord.h): until when a connect whose attempt number `attempt` just
+ * failed may wait for the destination's shared schedule instead of its own: when its own
+ * schedule would have made its last attempt (the budget's last stretch, or sooner when
+ * CONNGUARD_RETRIES runs out first). Computed once per connect. */
+int64_t cg_coord_limit(unsigned attempt, int64_t now, int64_t start, int64_t budget_end);
+/* Blocking connect: the backoff before the next attempt, shared with every process waiting to
+ * retry the destination (one probe attempts, the others are woken by its outcome), or alone
+ * (cg_backoff_sleep) when not coordinated. Returns as cg_backoff_sleep. */
+int cg_backoff_shared(struct cg_coord_ticket *t, const struct sockaddr *a, socklen_t l, unsigned attempt,
+                      unsigned delay_ms, int64_t now, int64_t start, int64_t budget_end);
 
 /* ---------- fallback.c ---------- */
 

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include "watchdog.h"
+#include "coord.h"
 
 enum cg_fd_state {
   CG_FD_NONE = 0,     /* untracked, or closed */
@@ -53,6 +54,10 @@ struct cg_fd {
   int64_t t_attempt_ns;       /* current attempt */
   int64_t t_next_ns;          /* CG_FD_WAITING: when to retry */
   int64_t wait_ns;            /* time spent in backoff */
+  /* CONNGUARD_COORDINATE: its place in the destination's shared schedule while WAITING, with
+   * its own next attempt and the limit past which it attempts on its own (backoff.c). */
+  struct cg_coord_ticket coord;
+  int64_t coord_own_ns, coord_limit_ns;
   /* epoll registration seen through epoll_ctl (one per fd is kept). */
   int ep_fd;
   uint32_t ep_events;

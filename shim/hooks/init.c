@@ -4,6 +4,7 @@
 #include "leak.h"
 #include "pystack.h"
 #include "stats.h"
+#include "coord.h"
 
 __attribute__((constructor(101))) static void cg_ctor(void)
 {
@@ -17,4 +18,5 @@ __attribute__((constructor(101))) static void cg_ctor(void)
 __attribute__((destructor)) static void cg_dtor(void)
 {
   cg_stats_unpublish();
+  cg_coord_at_exit();
 }

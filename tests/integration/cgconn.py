@@ -84,7 +84,8 @@ class LogDir:
                     raise cglib.TestFailure("not a JSON line in %s: %r" % (f, line[:300]))
                 check(isinstance(rec, dict), "record is not an object", got=line)
                 check(rec.get("pid") == pid, "record pid %s in log of pid %d" % (rec.get("pid"), pid), got=line)
-                recs.append(rec)
+                if rec.get("event") not in cglib.COORD_EVENTS:
+                    recs.append(rec)
             out[pid] = recs
         return out
 

@@ -92,18 +92,18 @@ START_TEST(lone_process_keeps_its_own_schedule)
   ck_assert_int_eq(cg_coord_wait(&t, t0 + 5000 * MS, NULL), CG_COORD_PROBE);
   int64_t t2 = cg_mono_ns();
   ck_assert_msg(t2 - t1 >= 30 * MS && t2 - t1 < 80 * MS, "second slot after %lld ms", (long long)((t2 - t1) / MS));
-  cg_coord_failed(&t, SA(a), 3, 10);   /* third failure: the breaker opens */
+  cg_coord_failed(&t, SA(a), 3, 10);
   ck_assert_int_eq(cg_coord_wait(&t, t0 + 5000 * MS, NULL), CG_COORD_PROBE);
   struct cg_coord_dst *d = t.d;
-  ck_assert_uint_eq(atomic_load(&d->state), CG_COORD_OPEN);
+  /* Three failures of one connect alone: not a shared outage, no breaker record. */
+  ck_assert_uint_eq(atomic_load(&d->state), CG_COORD_CLOSED);
   cg_coord_success(&t);
   ck_assert_ptr_null(t.d);
-  ck_assert_uint_eq(atomic_load(&d->state), CG_COORD_CLOSED);
   ck_assert_uint_eq(atomic_load(&d->attempts), 4);
   ck_assert_uint_eq(atomic_load(&d->failures), 3);
   ck_assert_uint_eq(atomic_load(&d->probes), 3);
-  ck_assert_int_eq(count_records("breaker_open"), 1);
-  ck_assert_int_eq(count_records("breaker_closed"), 1);
+  ck_assert_int_eq(count_records("breaker_open"), 0);
+  ck_assert_int_eq(count_records("breaker_closed"), 0);
   cg_coord_at_exit();
   ck_assert_int_ne(access(path, F_OK), 0);   /* the last user removed it */
   unlink(logpath);
@@ -307,6 +307,26 @@ START_TEST(own_limit_and_signals_end_the_wait)
 }
 END_TEST
 
+START_TEST(a_connect_never_probes_before_its_own_backoff)
+{
+  setup();
+  struct sockaddr_in a = dst(9);
+  struct cg_coord_ticket p = { 0 }, q = { 0 };
+  cg_coord_failed(&p, SA(a), 1, 20);          /* the slot: in 20 ms */
+  int64_t t0 = cg_mono_ns();
+  cg_coord_failed(&q, SA(a), 1, 150);         /* q's own backoff: 150 ms */
+  q.due_ns = t0 + 150 * MS;
+  /* p leaves without probing: the slot passes unclaimed, q waits for its own time. */
+  cg_coord_leave(&p);
+  ck_assert_int_eq(cg_coord_wait(&q, t0 + 2000 * MS, NULL), CG_COORD_PROBE);
+  int64_t dt = cg_mono_ns() - t0;
+  ck_assert_msg(dt >= 150 * MS && dt < 220 * MS, "probed after %lld ms", (long long)(dt / MS));
+  cg_coord_leave(&q);
+  cg_coord_at_exit();
+  unlink(logpath);
+}
+END_TEST
+
 START_TEST(fork_child_holds_no_probe_role)
 {
   setup();
@@ -385,6 +405,31 @@ START_TEST(a_joiner_with_another_size_uses_the_tables)
 }
 END_TEST
 
+START_TEST(a_table_left_dead_by_a_crash_is_replaced)
+{
+  setup();
+  struct sockaddr_in a = dst(10);
+  struct cg_coord_ticket t = { 0 };
+  cg_coord_failed(&t, SA(a), 1, 1000);
+  ck_assert_ptr_nonnull(t.d);
+  /* Its last user was killed between marking it dead and unlinking it. */
+  atomic_store(&cg_coord_table()->dead, 1);
+  struct stat before, after;
+  ck_assert_int_eq(stat(path, &before), 0);
+  cg_coord_set_path(path);                      /* another process */
+  struct cg_coord_ticket u = { 0 };
+  cg_coord_failed(&u, SA(a), 1, 1000);
+  ck_assert_ptr_nonnull(u.d);
+  ck_assert_int_eq(stat(path, &after), 0);
+  ck_assert(after.st_ino != before.st_ino);
+  ck_assert_uint_eq(atomic_load(&cg_coord_table()->dead), 0);
+  cg_coord_leave(&u);
+  cg_coord_at_exit();
+  ck_assert_int_ne(access(path, F_OK), 0);
+  unlink(logpath);
+}
+END_TEST
+
 START_TEST(a_file_not_ours_is_refused)
 {
   setup();
@@ -450,9 +495,11 @@ static Suite *suite(void)
   tcase_add_test(t, threads_share_one_probe_per_slot);
   tcase_add_test(t, a_killed_probe_stalls_nobody_beyond_a_slot);
   tcase_add_test(t, own_limit_and_signals_end_the_wait);
+  tcase_add_test(t, a_connect_never_probes_before_its_own_backoff);
   tcase_add_test(t, fork_child_holds_no_probe_role);
   tcase_add_test(t, table_is_bounded_and_forgets_recovered_destinations);
   tcase_add_test(t, a_joiner_with_another_size_uses_the_tables);
+  tcase_add_test(t, a_table_left_dead_by_a_crash_is_replaced);
   tcase_add_test(t, a_file_not_ours_is_refused);
   tcase_add_test(t, keys_fold_v4_mapped_addresses);
   tcase_add_test(t, off_means_no_table);
