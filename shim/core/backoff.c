@@ -55,7 +55,12 @@ int64_t cg_coord_limit(unsigned attempt, int64_t now, int64_t start, int64_t bud
   for (unsigned k = attempt; k <= cg_cfg.retries && t < lim; k++) {
     uint64_t d = base;
     for (unsigned i = 1; i < k && d < cap; i++) d *= 2;
-    if (d >= cap) { t += (int64_t)((uint64_t)(cg_cfg.retries - k + 1) * cap) * MS_NS; break; }
+    if (d >= cap) {
+      /* The rest at the cap; no overflow when there is no cap on retries (a huge count). */
+      uint64_t left = (uint64_t)(cg_cfg.retries - k) + 1, room = (uint64_t)(lim - t) / MS_NS / cap + 1;
+      t = left >= room ? lim : t + (int64_t)(left * cap) * MS_NS;
+      break;
+    }
     t += (int64_t)d * MS_NS;
   }
   return t < lim ? t : lim;

@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "config.h"
 #include "coord.h"
+#include "engine_int.h"
 #include "log.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -485,6 +486,26 @@ START_TEST(off_means_no_table)
 }
 END_TEST
 
+START_TEST(a_waiters_limit_is_its_own_schedules_last_attempt)
+{
+  cg_config_defaults(&cg_cfg);
+  cg_cfg.backoff_ms = 10;
+  cg_cfg.backoff_max_ms = 40;
+  cg_cfg.retries = 2;
+  int64_t s = 1000 * MS;
+  /* Two retries left after attempt 1: 10 + 20 ms. */
+  ck_assert_int_eq(cg_coord_limit(1, s, s, s + 10000 * MS), s + 30 * MS);
+  /* Many retries: the budget's last stretch, min(250 ms, a tenth). */
+  cg_cfg.retries = 1000;
+  ck_assert_int_eq(cg_coord_limit(1, s, s, s + 10000 * MS), s + 9750 * MS);
+  ck_assert_int_eq(cg_coord_limit(1, s, s, s + 1000 * MS), s + 900 * MS);
+  /* No cap on the count at all, and a huge backoff cap: no overflow. */
+  cg_cfg.retries = 0xffffffffu;
+  cg_cfg.backoff_max_ms = 86400000;
+  ck_assert_int_eq(cg_coord_limit(3, s, s, s + 86400000 * MS), s + (86400000 - 250) * MS);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("coord");
@@ -502,6 +523,7 @@ static Suite *suite(void)
   tcase_add_test(t, a_table_left_dead_by_a_crash_is_replaced);
   tcase_add_test(t, a_file_not_ours_is_refused);
   tcase_add_test(t, keys_fold_v4_mapped_addresses);
+  tcase_add_test(t, a_waiters_limit_is_its_own_schedules_last_attempt);
   tcase_add_test(t, off_means_no_table);
   suite_add_tcase(s, t);
   return s;
