@@ -6,7 +6,8 @@
 # with the man macros and the utf8 device, without the X11 libraries of package groff;
 # python3-requests and python3-dev: the Python stack tests, a requests program and a C program
 # embedding Python; wget, redis-tools, nodejs, postgresql-client, default-jdk-headless (java and
-# javac) and util-linux (unshare): the clients of the zero-configuration tests),
+# javac) and util-linux (unshare): the clients of the zero-configuration tests;
+# libpython3.11-testsuite: CPython's own test_subprocess, run under the shim by test_hostile_trace),
 # hostile (make fuzz, check-valgrind: clang with libFuzzer, valgrind), bench (make bench: ab from
 # apache2-utils, curl, strace, valgrind for the anchors).
 set -e
@@ -14,7 +15,7 @@ stage=${1:-build}
 build_pkgs="gcc make libc6-dev pkg-config libssl-dev check binutils"
 demo_pkgs="python3 curl"
 test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++ strace groff-base python3-requests python3-dev
-  wget redis-tools nodejs postgresql-client default-jdk-headless util-linux"
+  wget redis-tools nodejs postgresql-client default-jdk-headless util-linux libpython3.11-testsuite"
 # socat and git: real runtimes of the leak tests (tests/integration/test_leaks_runtimes.py).
 leak_test_pkgs="socat git"
 hostile_pkgs="clang libclang-rt-14-dev valgrind"
