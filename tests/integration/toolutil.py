@@ -128,14 +128,17 @@ def fake_segment(pid, uid=None, magic=None, version=None, size=None, hdr_pid=Non
     if truncate_to is not None:
         buf = buf[:truncate_to]
     path = segment_path(pid, uid)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.write(fd, bytes(buf))
-    os.close(fd)
     # Shim processes of other tests remove the segments of dead processes as they start; they
     # leave a file whose modification time is in the future alone (cg_stats_reap), so the
-    # planted segment stays until the tool under test has looked at it.
+    # planted segment stays until the tool under test has looked at it. Dated before it
+    # appears under its name.
+    tmp = path + ".plant"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, bytes(buf))
+    os.close(fd)
     future = time.time() + 86400
-    os.utime(path, (future, future))
+    os.utime(tmp, (future, future))
+    os.rename(tmp, path)
     return path
 
 
