@@ -75,7 +75,7 @@ static int blocking_retry(int fd, const struct sockaddr *a, socklen_t l, int err
 {
   uintptr_t pcs[CG_MAX_STACK];
   int npcs = -1;
-  struct cg_fd tmp, *e = &tmp;
+  struct cg_conn tmp, *e = &tmp;   /* its retry state: the same record a non-blocking one gets */
   memset(e, 0, sizeof *e);
   e->attempt = 1;
   e->t_start_ns = e->t_attempt_ns = t0;

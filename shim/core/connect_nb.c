@@ -8,24 +8,25 @@
 #include "log.h"
 #include "policy.h"
 #include "stack.h"
+#include "stacktab.h"
 #include "stats.h"
 #include <string.h>
 #include <sys/epoll.h>
 
-static void epoll_readd(int fd, struct cg_fd *e)
+static void epoll_readd(int fd, struct cg_fd *e, struct cg_conn *c)
 {
-  if (!e->ep_removed) return;
-  e->ep_removed = 0;
+  if (!c->ep_removed) return;
+  c->ep_removed = 0;
   struct epoll_event ev = { .events = e->ep_events, .data.u64 = e->ep_data };
   if (cg_real.epoll_ctl && e->ep_fd > 0) cg_real.epoll_ctl(e->ep_fd - 1, EPOLL_CTL_ADD, fd, &ev);
 }
 
-static void epoll_hide(int fd, struct cg_fd *e)
+static void epoll_hide(int fd, struct cg_fd *e, struct cg_conn *c)
 {
   /* A failed socket reports EPOLLHUP even with no events requested: while it waits for its
    * next attempt it must leave the set, or a level-triggered loop would spin. */
-  if (e->ep_fd > 0 && !e->ep_removed && cg_real.epoll_ctl) {
-    if (cg_real.epoll_ctl(e->ep_fd - 1, EPOLL_CTL_DEL, fd, NULL) == 0) e->ep_removed = 1;
+  if (e->ep_fd > 0 && !c->ep_removed && cg_real.epoll_ctl) {
+    if (cg_real.epoll_ctl(e->ep_fd - 1, EPOLL_CTL_DEL, fd, NULL) == 0) c->ep_removed = 1;
   }
 }
 
@@ -34,6 +35,13 @@ static void epoll_hide(int fd, struct cg_fd *e)
  * program closed the fd under us; the number may already be a new descriptor of the program's,
  * so the engine must neither touch it nor bring the old state back to life. */
 static int alive(struct cg_fd *e) { return cg_state_active(atomic_load(&e->state)); }
+
+/* The stack where the program called connect(), from the shared table. */
+static int conn_stack(const struct cg_conn *c, const uintptr_t **pcs)
+{
+  *pcs = 0;
+  return c->stack_id ? cg_stacktab_get(c->stack_id, pcs) : 0;
+}
 
 /* Moves a locked, active entry to state `to`; 0 (and nothing changed) when close() got there
  * first. */
@@ -49,10 +57,11 @@ int cg_nb_move(int fd, struct cg_fd *e, unsigned to)
 
 void cg_nb_connected(int fd, struct cg_fd *e)
 {
-  if (e->coord.d) cg_coord_success(&e->coord);   /* wakes the other waiters first */
-  if (!alive(e)) return;
-  if (e->attempt > 1) cg_log_recovered(fd, (struct sockaddr *)&e->addr, e->addrlen, e->attempt, cg_mono_ns() - e->t_start_ns, e->cpystack);
-  epoll_readd(fd, e);
+  struct cg_conn *c = cg_conn_of(e);
+  if (c && c->coord.d) cg_coord_success(&c->coord);   /* wakes the other waiters first */
+  if (!c || !alive(e)) return;
+  if (c->attempt > 1) cg_log_recovered(fd, (struct sockaddr *)&c->addr, c->addrlen, c->attempt, cg_mono_ns() - c->t_start_ns, c->cpystack);
+  epoll_readd(fd, e, c);
   cg_nb_move(fd, e, CG_FD_CONNECTED);
 }
 
@@ -60,18 +69,18 @@ void cg_nb_connected(int fd, struct cg_fd *e)
  * Called with the entry locked. */
 int cg_nb_failure(int fd, struct cg_fd *e, int err, int timed_out)
 {
-  if (!alive(e)) return F_PASS;
+  struct cg_conn *c = cg_conn_of(e);
+  if (!c || !alive(e)) return F_PASS;
   int64_t now = cg_mono_ns();
   unsigned delay = 0;
-  const char *why = cg_may_retry(e, now, cg_budget_end(e), &delay);
-  const struct sockaddr *a = (const struct sockaddr *)&e->addr;
+  const char *why = cg_may_retry(c, now, cg_budget_end(c), &delay);
+  const struct sockaddr *a = (const struct sockaddr *)&c->addr;
   if (why && !err) {
     /* Nothing left to try: the error (or the still pending last attempt) stays in the kernel
      * and the program reads it itself; logged when it does. Never abort it here: the program
      * would then read SO_ERROR 0 from an unconnected socket, and a timer of ours that expires
      * with no retry to follow must change nothing: the program's own timer decides. */
-    e->last_err = 0;
-    cg_coord_leave(&e->coord);
+    cg_coord_leave(&c->coord);
     cg_nb_move(fd, e, CG_FD_PASSED);
     return F_PASS;
   }
@@ -97,30 +106,32 @@ int cg_nb_failure(int fd, struct cg_fd *e, int err, int timed_out)
   cg_count_failure(err);
   unsigned cls = cg_errno_class(err, a->sa_family);
   if (!why && !(cls & cg_cfg.retry_on)) why = "not_retryable";
+  const uintptr_t *pcs;
+  int npcs = conn_stack(c, &pcs);
   if (why) {
-    if (e->coord.d) { cg_coord_failed(&e->coord, a, e->addrlen, 0, 0); cg_coord_leave(&e->coord); }
-    cg_log_failure(fd, a, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0, now - e->t_start_ns, why, e->cpcs, e->cnpcs, e->cpystack);
+    if (c->coord.d) { cg_coord_failed(&c->coord, a, c->addrlen, 0, 0); cg_coord_leave(&c->coord); }
+    cg_log_failure(fd, a, c->addrlen, err, c->attempt, ACT_GIVE_UP, 0, now - c->t_start_ns, why, pcs, npcs, c->cpystack);
     CG_STAT_ADD(give_ups, 1);
-    e->pending_err = err;
+    c->pending_err = err;
     return cg_nb_move(fd, e, CG_FD_FAILED) ? F_FAILED : F_PASS;
   }
-  cg_log_failure(fd, a, e->addrlen, err, e->attempt, ACT_RETRY, delay, now - e->t_start_ns, NULL, e->cpcs, e->cnpcs, e->cpystack);
+  cg_log_failure(fd, a, c->addrlen, err, c->attempt, ACT_RETRY, delay, now - c->t_start_ns, NULL, pcs, npcs, c->cpystack);
   CG_STAT_ADD(retries, 1);
   CG_STAT_ADD(backoff_wait_ns, (uint64_t)delay * MS_NS);
-  e->prev_delay_ms = delay;
-  e->t_next_ns = now + (int64_t)delay * MS_NS;
+  c->prev_delay_ms = delay;
+  c->t_next_ns = now + (int64_t)delay * MS_NS;
   if (cg_cfg.coordinate) {
     /* Joins the destination's shared schedule: the next attempt is due when it says so
      * (coord_holds), at the latest at this fd's own limit. */
-    int joined = e->coord.d != NULL;
-    cg_coord_failed(&e->coord, a, e->addrlen, e->attempt, delay);
-    e->coord_own_ns = e->coord.due_ns = e->t_next_ns;
-    if (!joined) e->coord_limit_ns = cg_coord_limit(e->attempt, now, e->t_start_ns, cg_budget_end(e));
-    if (e->coord_limit_ns < e->t_next_ns) e->coord_limit_ns = e->t_next_ns;
-    if (e->coord.d) e->t_next_ns = now;
+    int joined = c->coord.d != NULL;
+    cg_coord_failed(&c->coord, a, c->addrlen, c->attempt, delay);
+    c->coord_own_ns = c->coord.due_ns = c->t_next_ns;
+    if (!joined) c->coord_limit_ns = cg_coord_limit(c->attempt, now, c->t_start_ns, cg_budget_end(c));
+    if (c->coord_limit_ns < c->t_next_ns) c->coord_limit_ns = c->t_next_ns;
+    if (c->coord.d) c->t_next_ns = now;
   }
   if (!alive(e)) return F_PASS;
-  epoll_hide(fd, e);
+  epoll_hide(fd, e, c);
   return cg_nb_move(fd, e, CG_FD_WAITING) ? F_RETRY : F_PASS;
 }
 
@@ -129,26 +140,28 @@ int cg_nb_failure(int fd, struct cg_fd *e, int err, int timed_out)
  * for it), 0 when it attempts now (probe, a success elsewhere, its own limit). Entry locked. */
 static int coord_holds(struct cg_fd *e, int64_t now)
 {
-  if (!e->coord.d) return 0;
+  struct cg_conn *c = cg_conn_of(e);
+  if (!c || !c->coord.d) return 0;
   int64_t again = 0;
-  int v = cg_coord_check(&e->coord, now, e->coord_limit_ns, &again);
-  if (v == 0) { e->t_next_ns = again; return 1; }
-  if (v == CG_COORD_LOST && e->coord_own_ns > now) { e->t_next_ns = e->coord_own_ns; return 1; }
+  int v = cg_coord_check(&c->coord, now, c->coord_limit_ns, &again);
+  if (v == 0) { c->t_next_ns = again; return 1; }
+  if (v == CG_COORD_LOST && c->coord_own_ns > now) { c->t_next_ns = c->coord_own_ns; return 1; }
   return 0;
 }
 
 /* Starts the next attempt of a WAITING entry. Entry locked. */
 static void start_attempt(int fd, struct cg_fd *e)
 {
-  if (!alive(e)) return;
+  struct cg_conn *c = cg_conn_of(e);
+  if (!c || !alive(e)) return;
   cg_reset_socket(fd);
-  e->attempt++;
-  e->t_attempt_ns = cg_mono_ns();
+  c->attempt++;
+  c->t_attempt_ns = cg_mono_ns();
   CG_STAT_ADD(connect_attempts, 1);
-  int r = r_connect(fd, (struct sockaddr *)&e->addr, e->addrlen);
+  int r = r_connect(fd, (struct sockaddr *)&c->addr, c->addrlen);
   int err = errno;
   if (!alive(e)) return;
-  epoll_readd(fd, e);
+  epoll_readd(fd, e, c);
   if (r == 0) { cg_nb_connected(fd, e); return; }
   if (!cg_nb_move(fd, e, CG_FD_CONNECTING)) return;
   if (err == EINPROGRESS || err == EINTR || err == EALREADY) return;
@@ -175,21 +188,23 @@ int64_t cg_nb_tick(void)
       continue;
     }
     unsigned st = atomic_load(&e->state);
-    if (st == CG_FD_WAITING && e->t_next_ns <= now && !coord_holds(e, now)) {
+    struct cg_conn *c = cg_conn_of(e);
+    if (!c) { cg_fd_unlock(e); continue; }
+    if (st == CG_FD_WAITING && c->t_next_ns <= now && !coord_holds(e, now)) {
       start_attempt(fd, e);
       st = atomic_load(&e->state);
     }
-    if (st == CG_FD_CONNECTING && e->nonblock) {
-      int64_t end = cg_attempt_end(e);
+    if (st == CG_FD_CONNECTING && c->nonblock) {
+      int64_t end = cg_attempt_end(c);
       if (end <= now) {
         cg_nb_failure(fd, e, 0, 1);
         st = atomic_load(&e->state);
-        if (st == CG_FD_WAITING && e->t_next_ns < next) next = e->t_next_ns;
-      } else if (cg_retries_left(&cg_cfg, e->attempt) && end < next) {
+        if (st == CG_FD_WAITING && c->t_next_ns < next) next = c->t_next_ns;
+      } else if (cg_retries_left(&cg_cfg, c->attempt) && end < next) {
         next = end;  /* only a timeout that leads to a retry needs a wake-up */
       }
-    } else if (st == CG_FD_WAITING && e->t_next_ns < next) {
-      next = e->t_next_ns;
+    } else if (st == CG_FD_WAITING && c->t_next_ns < next) {
+      next = c->t_next_ns;
     }
     cg_fd_unlock(e);
   }
@@ -199,10 +214,13 @@ int64_t cg_nb_tick(void)
 /* Logs the give-up for an error the program has just read from the kernel itself. */
 static void passed_read(int fd, struct cg_fd *e, int err)
 {
-  if (err) {
+  struct cg_conn *c = cg_conn_of(e);
+  if (err && c) {
+    const uintptr_t *pcs;
+    int npcs = conn_stack(c, &pcs);
     cg_count_failure(err);
-    cg_log_failure(fd, (struct sockaddr *)&e->addr, e->addrlen, err, e->attempt, ACT_GIVE_UP, 0,
-                cg_mono_ns() - e->t_start_ns, cg_pass_reason(e), e->cpcs, e->cnpcs, e->cpystack);
+    cg_log_failure(fd, (struct sockaddr *)&c->addr, c->addrlen, err, c->attempt, ACT_GIVE_UP, 0,
+                   cg_mono_ns() - c->t_start_ns, cg_pass_reason(c), pcs, npcs, c->cpystack);
     CG_STAT_ADD(give_ups, 1);
   }
   cg_nb_move(fd, e, err ? CG_FD_SOCKET : CG_FD_CONNECTED);
@@ -213,9 +231,12 @@ static void passed_read(int fd, struct cg_fd *e, int err)
 static int drive_sync(int fd, struct cg_fd *e)
 {
   for (;;) {
+    /* Again each time: the lock is let go while waiting, and close() may end the connect. */
+    struct cg_conn *c = cg_conn_of(e);
     unsigned st = atomic_load(&e->state);
+    if (!c) return 0;
     if (st == CG_FD_WAITING) {
-      int64_t d = e->t_next_ns;
+      int64_t d = c->t_next_ns;
       cg_fd_unlock(e);
       cg_sleep_until(d);
       cg_fd_lock(e);
@@ -227,19 +248,21 @@ static int drive_sync(int fd, struct cg_fd *e)
     if (st == CG_FD_CONNECTING || st == CG_FD_PASSED) {
       /* The last attempt (or one the program already gave up retrying) may wait until the
        * deadline; an earlier one until its own timeout. */
-      int last = st == CG_FD_PASSED || !cg_retries_left(&cg_cfg, e->attempt);
-      int64_t end = last ? cg_budget_end(e) : cg_attempt_end(e), now = cg_mono_ns();
+      int last = st == CG_FD_PASSED || !cg_retries_left(&cg_cfg, c->attempt);
+      int64_t end = last ? cg_budget_end(c) : cg_attempt_end(c), now = cg_mono_ns();
       cg_fd_unlock(e);
       int rv = r_poll1(fd, POLLOUT, end > now ? end - now : 0);
       cg_fd_lock(e);
-      if (atomic_load(&e->state) != st) continue;
+      if (atomic_load(&e->state) != st || cg_conn_of(e) != c) continue;
       if (rv < 0) continue;   /* EINTR: a signal is no answer (a closed fd shows in the state) */
       if (rv == 0 && !last) { cg_nb_failure(fd, e, 0, 1); continue; }
       if (rv == 0) {
         /* Deadline reached with the attempt still pending: what the kernel would say later. */
+        const uintptr_t *pcs;
+        int npcs = conn_stack(c, &pcs);
         cg_reset_socket(fd);
-        cg_log_failure(fd, (struct sockaddr *)&e->addr, e->addrlen, ETIMEDOUT, e->attempt, ACT_GIVE_UP, 0,
-                    cg_mono_ns() - e->t_start_ns, "deadline", e->cpcs, e->cnpcs, e->cpystack);
+        cg_log_failure(fd, (struct sockaddr *)&c->addr, c->addrlen, ETIMEDOUT, c->attempt, ACT_GIVE_UP, 0,
+                       cg_mono_ns() - c->t_start_ns, "deadline", pcs, npcs, c->cpystack);
         cg_count_failure(ETIMEDOUT);
         CG_STAT_ADD(give_ups, 1);
         cg_nb_move(fd, e, CG_FD_SOCKET);
@@ -258,7 +281,7 @@ static int drive_sync(int fd, struct cg_fd *e)
       return 0;
     }
     if (st == CG_FD_FAILED) {
-      int err = e->pending_err;
+      int err = c->pending_err;
       cg_nb_move(fd, e, CG_FD_SOCKET);
       return err;
     }
@@ -266,9 +289,11 @@ static int drive_sync(int fd, struct cg_fd *e)
   }
 }
 
+/* Entry locked. */
 static int same_dst(struct cg_fd *e, const struct sockaddr *a, socklen_t l)
 {
-  return l == e->addrlen && memcmp(a, &e->addr, l) == 0;
+  struct cg_conn *c = cg_conn_of(e);
+  return c && l == c->addrlen && memcmp(a, &c->addr, l) == 0;
 }
 
 #define CG_STR_(x) #x
@@ -285,38 +310,39 @@ static void warn_set_full(void)
   cg_log_warning(msg, sizeof msg - 1);
 }
 
-/* Where the program called connect(): a failure seen later (in poll) is reported with it. */
-static int capture(uintptr_t *pcs)
-{
-  return cg_stack_capture(pcs, (int)(cg_cfg.stack_depth < CG_FD_STACK ? cg_cfg.stack_depth : CG_FD_STACK));
-}
-
 void cg_nb_start(int fd, const struct sockaddr *a, socklen_t l, int err, int64_t t0)
 {
   struct cg_fd *e = cg_fd_get(fd, 1);
   if (!e) return;
+  /* Where the program called connect(), for a failure seen later (in poll): interned once per
+   * call site (stack.h), read back only when a record is written. */
+  uint32_t stack = cg_cfg.stack_depth ? cg_stack_id_here((int)(cg_cfg.stack_depth < CG_MAX_STACK ? cg_cfg.stack_depth : CG_MAX_STACK)) : 0;
+  uint32_t py = cg_pystack_capture(0);   /* plain reads: this is every non-blocking connect's path */
   cg_fd_lock(e);
-  /* A ticket left by an earlier connect on this number (closed while it waited): its probe
-   * role, if any, goes back now rather than at its lease's end. */
-  if (e->coord.d) cg_coord_leave(&e->coord);
-  e->family = a->sa_family;
-  e->attempt = 1;
-  e->prev_delay_ms = 0;
-  e->pending_err = 0;
-  e->nonblock = err == EINPROGRESS;
-  e->t_start_ns = e->t_attempt_ns = t0;
-  e->addrlen = l <= sizeof e->addr ? l : sizeof e->addr;
-  memcpy(&e->addr, a, e->addrlen);
-  e->cnpcs = capture(e->cpcs);
-  e->cpystack = cg_pystack_capture(0);   /* plain reads: this is every non-blocking connect's path */
-  int taken = cg_fd_begin(fd, e, CG_FD_CONNECTING);
-  cg_fd_unlock(e);
+  struct cg_conn *c = cg_conn_attach(e);
+  int taken = 0;
+  if (c) {
+    c->attempt = 1;
+    c->nonblock = err == EINPROGRESS;
+    c->t_start_ns = c->t_attempt_ns = t0;
+    c->addrlen = l <= sizeof c->addr ? l : sizeof c->addr;
+    memcpy(&c->addr, a, c->addrlen);
+    c->stack_id = stack;
+    c->cpystack = py;
+    taken = cg_fd_begin(fd, e, CG_FD_CONNECTING);
+  }
+  cg_fd_unlock(e);   /* gives the record back when not taken */
   if (!taken) warn_set_full();
 }
 
 int cg_nb_is_again(struct cg_fd *e, unsigned st0, const struct sockaddr *a, socklen_t l)
 {
-  return st0 == CG_FD_BACKGROUND || (cg_state_active(st0) && a && same_dst(e, a, l));
+  if (st0 == CG_FD_BACKGROUND) return 1;
+  if (!cg_state_active(st0) || !a) return 0;
+  cg_fd_lock(e);
+  int same = same_dst(e, a, l);
+  cg_fd_unlock(e);
+  return same;
 }
 
 /* connect() on a socket whose connect we took on: the program asks again (hiredis's status
@@ -344,17 +370,18 @@ int cg_nb_connect_again(int fd, struct cg_fd *e, unsigned st0, const struct sock
     int f = cg_nb_failure(fd, e, err, 0);
     if (f == F_FAILED) { cg_nb_move(fd, e, CG_FD_SOCKET); cg_fd_unlock(e); errno = err; return -1; }
   }
-  if (atomic_load(&e->state) == CG_FD_FAILED) {
-    err = e->pending_err;
+  if (atomic_load(&e->state) == CG_FD_FAILED && cg_conn_of(e)) {
+    err = cg_conn_of(e)->pending_err;
     cg_reset_socket(fd);   /* what the kernel's own status-check connect does after reporting */
     cg_nb_move(fd, e, CG_FD_SOCKET);
     cg_fd_unlock(e);
     errno = err;
     return -1;
   }
+  int nonblock = cg_conn_of(e) ? cg_conn_of(e)->nonblock : 1;
   err = drive_sync(fd, e);
   cg_fd_unlock(e);
-  if (!err) { errno = e->nonblock ? EISCONN : 0; return e->nonblock ? -1 : 0; }
+  if (!err) { errno = nonblock ? EISCONN : 0; return nonblock ? -1 : 0; }
   errno = err;
   return -1;
 }

@@ -74,16 +74,17 @@ void cg_log_recovered(int fd, const struct sockaddr *a, socklen_t l, unsigned at
                       uint32_t py);
 
 /* ---------- retry.c: the retry decision (the one place) ---------- */
+/* e: the connect's in-flight record (fdtable.h), or a blocking connect's own on its stack. */
 
 /* Decides, before anything is consumed, whether another attempt may follow attempt e->attempt.
  * Returns NULL (yes, *delay set: the backoff before it) or the reason for giving up. */
-const char *cg_may_retry(struct cg_fd *e, int64_t now, int64_t budget_end, unsigned *delay);
+const char *cg_may_retry(struct cg_conn *e, int64_t now, int64_t budget_end, unsigned *delay);
 /* Why a PASSED entry got no retry: the checks of cg_may_retry, in its order. */
-const char *cg_pass_reason(struct cg_fd *e);
+const char *cg_pass_reason(struct cg_conn *e);
 /* When all attempts of this connect must be over (CONNGUARD_DEADLINE_MS). */
-int64_t cg_budget_end(struct cg_fd *e);
+int64_t cg_budget_end(struct cg_conn *e);
 /* When the current attempt is cut (CONNGUARD_CONNECT_TIMEOUT_MS, within the budget). */
-int64_t cg_attempt_end(struct cg_fd *e);
+int64_t cg_attempt_end(struct cg_conn *e);
 /* Whether timeouts are retried at all (CONNGUARD_RETRY_ON has timeout). */
 int cg_timeouts_retried(void);
 

@@ -16,7 +16,8 @@ static int filter_revents(int fd, int rev)
   if (!cg_state_active(st)) return rev;
   cg_fd_lock(e);
   st = atomic_load(&e->state);
-  if (st == CG_FD_CONNECTING && e->attempt == 1 && (rev & (POLLOUT | POLLIN)) &&
+  struct cg_conn *c = cg_conn_of(e);
+  if (st == CG_FD_CONNECTING && c && c->attempt == 1 && (rev & (POLLOUT | POLLIN)) &&
       !(rev & (POLLERR | POLLHUP | POLLRDHUP | POLLNVAL))) {
     /* The healthy case, decided without asking again: a first attempt has no earlier one
      * whose stale answer this could be, and a socket still in SYN_SENT reports neither
@@ -199,11 +200,12 @@ int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
   struct cg_fd *e = cg_fd_get(fd, op == EPOLL_CTL_ADD);
   if (!e) return cg_real.epoll_ctl(epfd, op, fd, ev);
   cg_fd_lock(e);
-  if (e->ep_removed && e->ep_fd == epfd + 1) {
+  struct cg_conn *c = cg_conn_of(e);
+  if (c && c->ep_removed && e->ep_fd == epfd + 1) {
     /* We took the fd out of this set while it waits for its next attempt: answer as the
      * kernel would have if it were still there, and re-add it with the program's wishes. */
     int r = 0;
-    if (op == EPOLL_CTL_DEL) { e->ep_removed = 0; __atomic_store_n(&e->ep_fd, 0, __ATOMIC_RELAXED); }
+    if (op == EPOLL_CTL_DEL) { c->ep_removed = 0; __atomic_store_n(&e->ep_fd, 0, __ATOMIC_RELAXED); }
     else if (op == EPOLL_CTL_MOD && ev) { e->ep_events = ev->events; __atomic_store_n(&e->ep_data, ev->data.u64, __ATOMIC_RELAXED); }
     else if (op == EPOLL_CTL_ADD) { errno = EEXIST; r = -1; }
     cg_fd_unlock(e);

@@ -1,6 +1,7 @@
 #include "fdtable.h"
 #include "leak.h"
 #include "watchdog.h"
+#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -42,8 +43,65 @@ void cg_fd_lock(struct cg_fd *e)
   }
 }
 
+/* ---- in-flight records ---- */
+
+/* Untouched pages of the pool cost nothing; the lowest free record is taken, so a process
+ * with a few connects in flight at a time touches one or two pages. */
+struct cg_conn cg_conn_pool[CG_ACTIVE_SLOTS];
+static _Atomic uint64_t conn_used[CG_ACTIVE_SLOTS / 64];
+
+struct cg_conn *cg_conn_attach(struct cg_fd *e)
+{
+  struct cg_conn *c = cg_conn_of(e);
+  if (c) {
+    /* A connect() again on a connect still held: the old one's probe role goes back now. */
+    if (c->coord.d) cg_coord_leave(&c->coord);
+    int removed = c->ep_removed;   /* still out of its epoll set: put back when connected */
+    memset(c, 0, sizeof *c);
+    c->ep_removed = removed;
+    return c;
+  }
+  for (unsigned w = 0; w < CG_ACTIVE_SLOTS / 64; w++) {
+    uint64_t u = atomic_load_explicit(&conn_used[w], memory_order_relaxed);
+    while (~u) {
+      unsigned b = (unsigned)__builtin_ctzll(~u);
+      if (atomic_compare_exchange_weak_explicit(&conn_used[w], &u, u | (1ull << b), memory_order_acquire,
+                                                memory_order_relaxed)) {
+        unsigned i = w * 64 + b;
+        memset(&cg_conn_pool[i], 0, sizeof cg_conn_pool[i]);
+        e->conn = i + 1;
+        return &cg_conn_pool[i];
+      }
+    }
+  }
+  return 0;
+}
+
+/* Lock held: gives the record back once the entry is no longer active. */
+static void conn_settle(struct cg_fd *e)
+{
+  unsigned i = e->conn;
+  if (!i || cg_state_active(atomic_load_explicit(&e->state, memory_order_acquire))) return;
+  /* Closed while it waited in a shared schedule: its probe role goes back now rather than at
+   * its lease's end (atomics and a futex wake: signal-safe, as close() needs). */
+  struct cg_conn *c = &cg_conn_pool[i - 1];
+  if (c->coord.d) { int err = errno; cg_coord_leave(&c->coord); errno = err; }
+  e->conn = 0;
+  atomic_fetch_and_explicit(&conn_used[(i - 1) / 64], ~(1ull << ((i - 1) % 64)), memory_order_release);
+}
+
+/* The entry left the active states without its lock: give the record back now if nobody holds
+ * the lock (the holder does it at unlock otherwise). Async-signal-safe: one try, no wait. */
+static void conn_settle_unlocked(struct cg_fd *e)
+{
+  if (!e->conn || atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) return;
+  conn_settle(e);
+  atomic_store_explicit(&e->lock, 0, memory_order_release);
+}
+
 void cg_fd_unlock(struct cg_fd *e)
 {
+  conn_settle(e);
   atomic_store_explicit(&e->lock, 0, memory_order_release);
 }
 
@@ -80,7 +138,7 @@ void cg_fd_forget_entry(int fd, struct cg_fd *e)
   atomic_store_explicit(&e->nbk, CG_NB_UNKNOWN, memory_order_relaxed);
   atomic_fetch_add_explicit(&e->gen, 1, memory_order_acq_rel);
   unsigned old = atomic_exchange_explicit(&e->state, CG_FD_NONE, memory_order_acq_rel);
-  if (cg_state_active(old)) cg_active_del(fd);
+  if (cg_state_active(old)) { cg_active_del(fd); conn_settle_unlocked(e); }
   if (atomic_load_explicit(&e->track, memory_order_relaxed)) cg_leak_forget(fd, e);
 }
 
@@ -88,7 +146,7 @@ unsigned cg_fd_set_state(int fd, struct cg_fd *e, unsigned st)
 {
   unsigned old = atomic_exchange_explicit(&e->state, st, memory_order_acq_rel);
   int was = cg_state_active(old), is = cg_state_active(st);
-  if (was && !is) cg_active_del(fd);
+  if (was && !is) { cg_active_del(fd); conn_settle_unlocked(e); }
   return old;
 }
 

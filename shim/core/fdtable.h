@@ -4,6 +4,7 @@
 #ifndef CG_FDTABLE_H
 #define CG_FDTABLE_H
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -26,8 +27,9 @@ enum cg_fd_state {
 #define CG_FD_CHUNK_BITS 10
 #define CG_FD_CHUNK (1 << CG_FD_CHUNK_BITS)
 #define CG_FD_MAX_CHUNKS 4096   /* 4M fds */
-#define CG_FD_STACK 64         /* = CG_MAX_STACK: a non-blocking connect keeps what was asked */
 
+/* What every socket the shim knows of needs, 128 bytes: a connect's retry state lives in an
+ * in-flight record (struct cg_conn) only while the connect is active. */
 struct cg_fd {
   atomic_uint state;          /* enum cg_fd_state */
   atomic_uint lock;           /* serialises retry-engine transitions; close() never takes it */
@@ -44,31 +46,12 @@ struct cg_fd {
   atomic_uint nbk;            /* made here: O_NONBLOCK as socket(), fcntl(F_SETFL) and
                                  ioctl(FIONBIO) left it (enum cg_nb), so connect() need not ask */
   pid_t owner;                /* process that created it: children do not report it */
-  int family;
-  int pending_err;            /* CG_FD_FAILED: errno to hand to the program */
-  unsigned attempt;           /* attempts started, 1-based */
-  unsigned prev_delay_ms;
-  int last_err;
-  int nonblock;
-  int64_t t_start_ns;         /* first attempt (monotonic) */
-  int64_t t_attempt_ns;       /* current attempt */
-  int64_t t_next_ns;          /* CG_FD_WAITING: when to retry */
-  int64_t wait_ns;            /* time spent in backoff */
-  /* CONNGUARD_COORDINATE: its place in the destination's shared schedule while WAITING, with
-   * its own next attempt and the limit past which it attempts on its own (backoff.c). */
-  struct cg_coord_ticket coord;
-  int64_t coord_own_ns, coord_limit_ns;
-  /* epoll registration seen through epoll_ctl (one per fd is kept). */
-  int ep_fd;
+  uint32_t conn;              /* in-flight record + 1 (cg_conn_of), 0 none; changed under lock */
+  /* epoll registration seen through epoll_ctl (one per fd is kept); read by the epoll hook's
+   * lookup without the lock. Kept for every fd: a program may register it before connect(). */
+  int ep_fd;                  /* epoll fd + 1, 0 none */
   uint32_t ep_events;
   uint64_t ep_data;
-  int ep_removed;             /* we took it out of the epoll set while waiting */
-  socklen_t addrlen;
-  struct sockaddr_storage addr;
-  /* Where the program called connect(): failures seen later (in poll) are reported here. */
-  int cnpcs;
-  uint32_t cpystack;           /* Python stack at connect() (pystack.h), 0 = none */
-  uintptr_t cpcs[CG_FD_STACK];
   /* Leak tracking: creation site and identity. */
   int64_t created_ns;         /* realtime */
   uint32_t stack_id;          /* in the shared stack table (stacktab.h), 0 = none */
@@ -81,7 +64,44 @@ struct cg_fd {
   socklen_t peerlen;          /* peer given to connect() or returned by accept(), inet only */
   union { struct sockaddr sa; struct sockaddr_in in; struct sockaddr_in6 in6; } peer;
 } __attribute__((aligned(64)));
-_Static_assert(sizeof(struct cg_fd) % 64 == 0, "every entry starts a cache line");
+/* Issue 12: <= 256 bytes per tracked socket. 128 today: one more 32-bit field makes it 192. */
+_Static_assert(sizeof(struct cg_fd) <= 256, "a tracked socket costs at most 256 bytes");
+_Static_assert(offsetof(struct cg_fd, made) + sizeof(atomic_uint) <= 64, "close() reads one line");
+
+/* A connect in flight (CONNECTING, WAITING, FAILED, PASSED): the retry state, in a pool of
+ * CG_ACTIVE_SLOTS records (as many as the active set holds). Attached under the entry lock
+ * when the engine takes a connect on; given back by whoever holds the lock when the entry is
+ * no longer active (cg_fd_unlock), or by close() when the lock is free. A locked entry's
+ * record stays put even when close() ends the connect meanwhile. */
+struct cg_conn {
+  unsigned attempt;           /* attempts started, 1-based */
+  unsigned prev_delay_ms;
+  int pending_err;            /* CG_FD_FAILED: errno to hand to the program */
+  int nonblock;               /* the program's connect() said EINPROGRESS (not EINTR) */
+  int ep_removed;             /* we took it out of its epoll set while it waits */
+  uint32_t stack_id;          /* where the program called connect() (stacktab.h), 0 none */
+  uint32_t cpystack;          /* Python stack at connect() (pystack.h), 0 = none */
+  int64_t t_start_ns;         /* first attempt (monotonic) */
+  int64_t t_attempt_ns;       /* current attempt */
+  int64_t t_next_ns;          /* CG_FD_WAITING: when to retry */
+  /* CONNGUARD_COORDINATE: its place in the destination's shared schedule while WAITING, with
+   * its own next attempt and the limit past which it attempts on its own (backoff.c). Left
+   * (cg_coord_leave) when the record is given back or reused. */
+  struct cg_coord_ticket coord;
+  int64_t coord_own_ns, coord_limit_ns;
+  socklen_t addrlen;
+  struct sockaddr_storage addr;
+};
+extern struct cg_conn cg_conn_pool[];
+/* The record of a locked entry, or NULL when it has none (not active when locked). */
+static inline struct cg_conn *cg_conn_of(struct cg_fd *e)
+{
+  return e->conn ? &cg_conn_pool[e->conn - 1] : 0;
+}
+/* Gives a locked entry a record, zeroed (its own, when it has one: ep_removed is kept);
+ * NULL when every record is in use. */
+struct cg_conn *cg_conn_attach(struct cg_fd *e);
+
 
 /* The entry for fd, or NULL when out of range. create: allocate its chunk if missing
  * (not from close() or signal context). */

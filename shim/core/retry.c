@@ -13,7 +13,7 @@ static uint64_t rnd(void)
 
 /* Decides, before anything is consumed, whether another attempt may follow attempt e->attempt.
  * Returns NULL (yes, *delay set) or the reason for giving up. */
-const char *cg_may_retry(struct cg_fd *e, int64_t now, int64_t budget_end, unsigned *delay)
+const char *cg_may_retry(struct cg_conn *e, int64_t now, int64_t budget_end, unsigned *delay)
 {
   const struct sockaddr *a = (const struct sockaddr *)&e->addr;
   if (!cg_retries_left(&cg_cfg, e->attempt)) return "retries_exhausted";
@@ -28,7 +28,7 @@ const char *cg_may_retry(struct cg_fd *e, int64_t now, int64_t budget_end, unsig
   return NULL;
 }
 
-int64_t cg_budget_end(struct cg_fd *e)
+int64_t cg_budget_end(struct cg_conn *e)
 {
   return e->t_start_ns + (int64_t)cg_cfg.deadline_ms * MS_NS;
 }
@@ -37,7 +37,7 @@ int64_t cg_budget_end(struct cg_fd *e)
  * CONNGUARD_RETRY_ON, an attempt is cut only by the deadline, and only one the shim started. */
 int cg_timeouts_retried(void) { return (cg_cfg.retry_on & CG_CLASS_TIMEOUT) != 0; }
 
-int64_t cg_attempt_end(struct cg_fd *e)
+int64_t cg_attempt_end(struct cg_conn *e)
 {
   int64_t b = cg_budget_end(e);
   if (!cg_timeouts_retried()) return b;
@@ -46,7 +46,7 @@ int64_t cg_attempt_end(struct cg_fd *e)
 }
 
 /* Why a PASSED entry got no retry: the checks of cg_may_retry, in its order. */
-const char *cg_pass_reason(struct cg_fd *e)
+const char *cg_pass_reason(struct cg_conn *e)
 {
   if (!cg_retries_left(&cg_cfg, e->attempt)) return "retries_exhausted";
   if (cg_has_fallback((const struct sockaddr *)&e->addr, e->addrlen)) return "fallback_address";
