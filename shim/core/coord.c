@@ -56,6 +56,21 @@ static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
 /* A tid (or pid) that names no task any more. EPERM: someone else's task: alive, not ours. */
 static int gone(pid_t t) { return t > 0 && kill(t, 0) != 0 && errno == ESRCH; }
 
+/* A task that exited but was not reaped yet still answers kill(t, 0): its state is Z (or X). */
+static int zombie(pid_t t)
+{
+  char p[40], buf[512];
+  snprintf(p, sizeof p, "/proc/%d/stat", (int)t);
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  syscall(SYS_close, fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char *c = strrchr(buf, ')');
+  return c && c[1] == ' ' && (c[2] == 'Z' || c[2] == 'X');
+}
+
 static void warn_once(const char *what)
 {
   static atomic_int said;
@@ -102,7 +117,7 @@ static int register_user(struct cg_coord_table *t)
   for (int i = 0; i < CG_COORD_USERS; i++) {
     int32_t u = atomic_load(&t->users[i]);
     if (u == pid) have = 1;
-    else if (u && gone(u)) { atomic_store(&t->users[i], 0); u = 0; }
+    else if (u && (gone(u) || zombie(u))) { atomic_store(&t->users[i], 0); u = 0; }
     if (!u && free_i < 0) free_i = i;
   }
   if (!have) {
@@ -351,21 +366,6 @@ static uint64_t rnd(void)
 
 static uint32_t ms32(int64_t ns) { return (uint32_t)(ns / MS_NS); }
 
-/* A task that exited but was not reaped yet still answers kill(t, 0): its state is Z (or X). */
-static int zombie(pid_t t)
-{
-  char p[40], buf[512];
-  snprintf(p, sizeof p, "/proc/%d/stat", (int)t);
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, p, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  syscall(SYS_close, fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  char *c = strrchr(buf, ')');
-  return c && c[1] == ' ' && (c[2] == 'Z' || c[2] == 'X');
-}
-
 /* Whether a probe word names a probe that can no longer report: lease over, or its task gone
  * (a reused tid looks alive: the lease bounds that case). */
 static int probe_stale(uint64_t w, int64_t now)
@@ -567,7 +567,8 @@ void cg_coord_at_exit(void)
    * lock, and one kill() apiece keeps that short. */
   for (int i = 0; i < CG_COORD_USERS && !others; i++) {
     int32_t u = atomic_load(&t->users[i]);
-    if (u && gone(u)) atomic_store(&t->users[i], 0);
+    /* An exited user its parent has not reaped yet (a zombie) answers kill(): not a user. */
+    if (u && (gone(u) || zombie(u))) atomic_store(&t->users[i], 0);
     else if (u) others = 1;
   }
   registered_pid = 0;

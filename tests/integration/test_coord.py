@@ -266,4 +266,13 @@ def test_another_users_processes_neither_see_nor_touch_the_table():
         check(p.returncode == 0 and b"connected" in o, "client connected", got=(o, e[-300:]))
     server.wait(timeout=30)
     shutil.rmtree(d)
-    check(not os.path.exists(theirs), "nobody's table removed by its last user")
+    # Removed by its last user; on a machine where another test of nobody's runs under the shim
+    # at the same moment, it may rightly stay: then none of our clients may still be listed.
+    if os.path.exists(theirs):
+        import struct
+        hdr = open(theirs, "rb").read(48 + 4 * 128)
+        users = set(u for u in struct.unpack_from("<128i", hdr, 48) if u)
+        others = [u for u in users if os.path.exists("/proc/%d" % u)]
+        check(not users & set(p.pid for p in other) and others, "nobody's table removed by its last user",
+              got=(sorted(users), others))
+
