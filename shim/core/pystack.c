@@ -31,6 +31,7 @@ static const struct cg_py_layout layouts[] = {
 #define OB_TYPE 8
 #define STR_LENGTH 16
 #define STR_STATE 32
+#define STR_HASH 24              /* PyASCIIObject.hash, -1 until computed */
 
 const struct cg_py_layout *cg_py_layout_for(unsigned v)
 {
@@ -225,7 +226,7 @@ static char describe[48] = "none";
 int cg_pystack_active(void) { return atomic_load_explicit(&active, memory_order_acquire); }
 const char *cg_pystack_describe(void) { return describe; }
 
-static int plain_read(const void *src, void *dst, size_t n)
+static inline int plain_read(const void *src, void *dst, size_t n)
 {
   memcpy(dst, src, n);
   return 0;
@@ -587,8 +588,49 @@ static uintptr_t finalizing(read_fn rd)
   return f;
 }
 
+static inline uint64_t mix(uint64_t h, uint64_t v)
+{
+  h ^= v;
+  h *= 0x9e3779b97f4a7c15ULL;
+  return h ^ h >> 29;
+}
+
+/* Folds into *h what tells a str (is_str) or bytes object's content apart: its length and, for a
+ * str, the hash CPython caches in it (names are interned, so it is there); otherwise its first
+ * 8 and last 24 bytes (all of a short line table). A few loads, no loop over a long object. */
+static inline __attribute__((always_inline)) int digest(read_fn rd, uintptr_t obj, int is_str, uint64_t *h)
+{
+  unsigned char hdr[40];
+  if (!obj || rd((void *)obj, hdr, is_str ? 40 : BYTES_DATA) != 0) return -1;
+  int64_t len;
+  memcpy(&len, hdr + (is_str ? STR_LENGTH : BYTES_SIZE), 8);
+  if (len < 0 || len > 1 << 28) return -1;
+  *h = mix(*h, (uint64_t)len);
+  size_t datao = BYTES_DATA, unit = 1;
+  if (is_str) {
+    int64_t sh;
+    memcpy(&sh, hdr + STR_HASH, 8);
+    if (sh != -1) { *h = mix(*h, (uint64_t)sh); return 0; }
+    uint32_t state;
+    memcpy(&state, hdr + STR_STATE, 4);
+    unsigned kind = (state >> 2) & 7;
+    if (!((state >> 5) & 1) || (kind != 1 && kind != 2 && kind != 4)) return 0;
+    datao = (size_t)((state >> 6) & 1 ? L.ascii_size : L.compact_size);
+    unit = (state >> 6) & 1 ? 1 : kind;
+  }
+  size_t bytes = (size_t)len * unit;
+  uint64_t w[4] = { 0, 0, 0, 0 };
+  if (bytes <= sizeof w) {
+    if (bytes && rd((void *)(obj + datao), w, bytes) != 0) return -1;
+  } else if (rd((void *)(obj + datao), w, 8) != 0 || rd((void *)(obj + datao + bytes - 24), w + 1, 24) != 0) {
+    return -1;
+  }
+  *h = mix(mix(mix(mix(*h, w[0]), w[1]), w[2]), w[3]);
+  return 0;
+}
+
 /* Reads up to max frames of tstate into r; returns how many, or -1 when unreadable. */
-static int walk(read_fn rd, uintptr_t tstate, struct raw *r, int max)
+static inline __attribute__((always_inline)) int walk(read_fn rd, uintptr_t tstate, struct raw *r, int max)
 {
   uintptr_t frame = 0;
   if (rd_ptr(rd, (const unsigned char *)tstate, L.ts_frame, &frame) != 0) return -1;
@@ -603,16 +645,19 @@ static int walk(read_fn rd, uintptr_t tstate, struct raw *r, int max)
     memcpy(&prev, f + L.f_back, sizeof prev);
     if (L.f_owner >= 0 && f[L.f_owner] == OWNED_BY_CSTACK) { frame = prev; continue; }
     /* The code object: its type, and the words that tell a reused address apart. */
-    unsigned char c[136];
-    int csize = (L.co_name > L.co_firstlineno ? L.co_name : L.co_firstlineno) + 8;
+    unsigned char c[160];
+    int csize = L.co_name > L.co_firstlineno ? L.co_name : L.co_firstlineno;
+    if (L.co_lines > csize) csize = L.co_lines;
+    csize += 8;
     if (!code || csize > (int)sizeof c || rd((void *)code, c, (size_t)csize) != 0) return -1;
     uintptr_t type;
     memcpy(&type, c + OB_TYPE, sizeof type);
     if (type != (uintptr_t)code_type) { frame = prev; continue; }   /* 3.13: None for shims */
-    uintptr_t fn, nm;
+    uintptr_t fn, nm, lt;
     int32_t first;
     memcpy(&fn, c + L.co_filename, sizeof fn);
     memcpy(&nm, c + L.co_name, sizeof nm);
+    memcpy(&lt, c + L.co_lines, sizeof lt);
     memcpy(&first, c + L.co_firstlineno, 4);
     int64_t off;
     if (L.co_code < 0) {
@@ -627,7 +672,11 @@ static int walk(read_fn rd, uintptr_t tstate, struct raw *r, int max)
     }
     r[n].code = code;
     r[n].off = off;
-    r[n].check = (uint64_t)fn * 31 ^ (uint64_t)nm * 17 ^ (uint64_t)(uint32_t)first;
+    /* Code objects, their names and line tables are freed and their addresses reused (exec'd
+     * code, generated functions): the key holds what the text is made of, not only where. */
+    uint64_t d = 0x9e3779b97f4a7c15ULL * (uint32_t)first;
+    if (digest(rd, fn, 1, &d) != 0 || digest(rd, nm, 1, &d) != 0 || digest(rd, lt, 0, &d) != 0) return -1;
+    r[n].check = d;
     n++;
     frame = prev;
   }
@@ -649,7 +698,8 @@ uint32_t cg_pystack_capture(int safe)
   uintptr_t fin = finalizing(rd);
   if (fin && fin != ts) return 0;
   struct raw r[CG_PY_FRAMES];
-  int n = walk(rd, ts, r, CG_PY_FRAMES);
+  /* Two copies of the walk: with plain_read known at compile time, its reads become loads. */
+  int n = safe ? walk(safe_read, ts, r, CG_PY_FRAMES) : walk(plain_read, ts, r, CG_PY_FRAMES);
   if (n <= 0) return 0;
   uintptr_t fin2 = finalizing(rd);
   if (fin2 && fin2 != ts) return 0;   /* started meanwhile: what was read may be stale */

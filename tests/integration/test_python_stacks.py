@@ -506,3 +506,38 @@ def test_live_leaks_show_python_frames():
         seen.append((py[1], "2 sockets" in lines[0]))
     check(sorted(seen) == [('File "<string>", line 4, in keep_a', True), ('File "<string>", line 6, in keep_b', False)],
           "each socket's own Python line", got=r.out)
+
+
+REUSE = r'''
+import gc, socket
+held = []
+for i in range(60):
+    src = "import socket\ndef make_%d():\n%s    return socket.socket().detach()\n" % (i, "\n" * i)
+    ns = {}
+    exec(compile(src, "gen%d.py" % i, "exec"), ns)
+    held.append(ns["make_%d" % i]())
+    del ns
+    gc.collect()
+print("done")
+'''
+
+
+def test_reused_code_addresses_keep_their_own_lines():
+    """Code objects (and their names and line tables) freed and allocated again at the same
+    addresses: the cached call sites must not give one function's line to another."""
+    ran = 0
+    for minor in ("deb", "3.9", "3.10", "3.11", "3.12", "3.13"):
+        try:
+            py = _python(minor)
+        except cglib.Skip:
+            continue
+        p = cglib.run([py, "-c", REUSE], env=_env(LOG_FORMAT="json", STACK_DEPTH=1))
+        leaks = cglib.json_records(p.err, "leak")
+        check(p.returncode == 0 and len(leaks) == 60, "%s: 60 groups, one per generated function" % py, got=p.err[-3000:])
+        for r in leaks:
+            f = r["pystack"][1]
+            i = int(f["file"][3:-3])
+            check(f["function"] == "make_%d" % i and f["line"] == i + 3, "%s: its own name and line" % py, got=r)
+        ran += 1
+    if not ran:
+        raise cglib.Skip("no interpreter")
