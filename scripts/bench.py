@@ -463,11 +463,11 @@ def machine():
 
 def commit():
     try:
-        c = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"], capture_output=True,
-                           text=True, timeout=10).stdout.strip()
+        c = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h (%cd)", "--date=short"],
+                           capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
-        return (c[:72] + (" (+ uncommitted changes)" if dirty else "")) if c else "unknown"
+        return (c + (" + uncommitted changes" if dirty else "")) if c else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
