@@ -230,7 +230,8 @@ int cmd_metrics(int argc, char **argv)
     k++;
   }
   if (k) emit(ps, k);
-  emit_dsts();
+  /* The user's destinations: with the processes' series, never alone for PIDs that failed. */
+  if (k || all) emit_dsts();
   for (int i = 0; i < k; i++) seg_close(&ps[i].s);
   free(ps);
   free(pids);

@@ -410,6 +410,14 @@ static int join(struct cg_coord_ticket *t, const struct sockaddr *a, socklen_t l
   struct cg_coord_dst *d = lookup(tb, fam, port, addr, now);
   if (d) {
     t->d = d; t->gen = atomic_load(&d->gen); t->probe = 0; t->waited = 0;
+    if (atomic_fetch_add(&d->ep_active, 1) == 0) {
+      /* Nobody is in its schedule (earlier connects gave up or ended): this one starts afresh,
+       * on its own backoff, and alone it opens no breaker. The state (open) stays until a
+       * success. */
+      atomic_store(&d->round, 0);
+      atomic_store(&d->next_ns, 0);
+      atomic_store(&d->ep_joins, 0);
+    }
     atomic_fetch_add(&d->ep_joins, 1);
   }
   table_unlock(tb);
@@ -479,6 +487,7 @@ void cg_coord_success(struct cg_coord_ticket *t)
     f = atomic_exchange(&d->ep_failures, 0);
     p = atomic_exchange(&d->ep_probes, 0);
   }
+  atomic_fetch_sub(&d->ep_active, 1);
   wake_all(d);   /* before the record: the waiters' attempts do not wait for our write() */
   if (closed_it) log_closed(d, f, p, now - atomic_load(&d->opened_ns), atomic_load(&d->opened_by));
   else { atomic_store(&d->ep_failures, 0); atomic_store(&d->ep_probes, 0); }
@@ -487,9 +496,12 @@ void cg_coord_success(struct cg_coord_ticket *t)
 
 void cg_coord_leave(struct cg_coord_ticket *t)
 {
-  if (valid(t) && t->probe) {
-    release_probe(t);
-    wake_all(t->d);   /* the slot is free again: another waiter probes */
+  if (valid(t)) {
+    atomic_fetch_sub(&t->d->ep_active, 1);
+    if (t->probe) {
+      release_probe(t);
+      wake_all(t->d);   /* the slot is free again: another waiter probes */
+    }
   }
   t->d = NULL;
 }

@@ -60,7 +60,8 @@ struct cg_coord_dst {
   _Atomic uint64_t ep_failures;      /* failed attempts since it opened (breaker_closed) */
   _Atomic uint64_t ep_probes;
   _Atomic uint32_t ep_joins;         /* connects that joined since the last success */
-  uint32_t pad2;
+  _Atomic uint32_t ep_active;        /* connects in the schedule now: the first to join an
+                                        empty one starts a new schedule (round 0) */
   _Atomic uint64_t attempts;         /* real attempts reported (failed + succeeded) */
   _Atomic uint64_t failures;
   _Atomic uint64_t probes;           /* probe roles taken */

@@ -308,6 +308,28 @@ START_TEST(own_limit_and_signals_end_the_wait)
 }
 END_TEST
 
+START_TEST(a_later_connect_alone_starts_a_schedule_of_its_own)
+{
+  setup();
+  struct sockaddr_in a = dst(11);
+  struct cg_coord_ticket p = { 0 }, q = { 0 };
+  for (unsigned i = 1; i <= 4; i++) cg_coord_failed(&p, SA(a), i, 1000);   /* round 4, gave up */
+  cg_coord_leave(&p);
+  /* Later, another connect alone: its own first backoff, no breaker although the destination
+   * has failed 5 times in a row across the two. */
+  int64_t t0 = cg_mono_ns();
+  cg_coord_failed(&q, SA(a), 1, 40);
+  ck_assert_int_eq(cg_coord_wait(&q, t0 + 2000 * MS, NULL), CG_COORD_PROBE);
+  int64_t dt = cg_mono_ns() - t0;
+  ck_assert_msg(dt >= 40 * MS && dt < 100 * MS, "probed after %lld ms", (long long)(dt / MS));
+  ck_assert_uint_eq(atomic_load(&q.d->state), CG_COORD_CLOSED);
+  ck_assert_int_eq(count_records("breaker_open"), 0);
+  cg_coord_leave(&q);
+  cg_coord_at_exit();
+  unlink(logpath);
+}
+END_TEST
+
 START_TEST(a_connect_never_probes_before_its_own_backoff)
 {
   setup();
@@ -517,6 +539,7 @@ static Suite *suite(void)
   tcase_add_test(t, a_killed_probe_stalls_nobody_beyond_a_slot);
   tcase_add_test(t, own_limit_and_signals_end_the_wait);
   tcase_add_test(t, a_connect_never_probes_before_its_own_backoff);
+  tcase_add_test(t, a_later_connect_alone_starts_a_schedule_of_its_own);
   tcase_add_test(t, fork_child_holds_no_probe_role);
   tcase_add_test(t, table_is_bounded_and_forgets_recovered_destinations);
   tcase_add_test(t, a_joiner_with_another_size_uses_the_tables);
