@@ -88,11 +88,11 @@ START_TEST(lone_process_keeps_its_own_schedule)
   ck_assert_int_eq(st.st_mode & 0777, 0600);
   ck_assert_int_eq(cg_coord_wait(&t, t0 + 5000 * MS, NULL), CG_COORD_PROBE);
   int64_t t1 = cg_mono_ns();
-  ck_assert_msg(t1 - t0 >= 70 * MS && t1 - t0 < 120 * MS, "first slot after %lld ms", (long long)((t1 - t0) / MS));
+  ck_assert_msg(t1 - t0 >= 70 * MS && t1 - t0 < 250 * MS, "first slot after %lld ms", (long long)((t1 - t0) / MS));
   cg_coord_failed(&t, SA(a), 2, 30);
   ck_assert_int_eq(cg_coord_wait(&t, t0 + 5000 * MS, NULL), CG_COORD_PROBE);
   int64_t t2 = cg_mono_ns();
-  ck_assert_msg(t2 - t1 >= 30 * MS && t2 - t1 < 80 * MS, "second slot after %lld ms", (long long)((t2 - t1) / MS));
+  ck_assert_msg(t2 - t1 >= 30 * MS && t2 - t1 < 200 * MS, "second slot after %lld ms", (long long)((t2 - t1) / MS));
   cg_coord_failed(&t, SA(a), 3, 10);
   ck_assert_int_eq(cg_coord_wait(&t, t0 + 5000 * MS, NULL), CG_COORD_PROBE);
   struct cg_coord_dst *d = t.d;
@@ -265,7 +265,7 @@ START_TEST(a_killed_probe_stalls_nobody_beyond_a_slot)
   ck_assert_uint_ne(atomic_load(&t.d->probe), 0);      /* still names the dead task */
   ck_assert_int_eq(cg_coord_wait(&t, t0 + 3000 * MS, NULL), CG_COORD_PROBE);
   int64_t dt = cg_mono_ns() - t0;
-  ck_assert_msg(dt < 40 * MS + 100 * MS, "took over after %lld ms", (long long)(dt / MS));
+  ck_assert_msg(dt < 40 * MS + 360 * MS, "took over after %lld ms", (long long)(dt / MS));
   cg_coord_success(&t);
   cg_coord_at_exit();
   unlink(logpath);
@@ -285,7 +285,7 @@ START_TEST(own_limit_and_signals_end_the_wait)
   int64_t t0 = cg_mono_ns();
   ck_assert_int_eq(cg_coord_wait(&t, t0 + 100 * MS, NULL), CG_COORD_TIMEOUT);
   int64_t dt = cg_mono_ns() - t0;
-  ck_assert_msg(dt >= 100 * MS && dt < 160 * MS, "own limit after %lld ms", (long long)(dt / MS));
+  ck_assert_msg(dt >= 100 * MS && dt < 400 * MS, "own limit after %lld ms", (long long)(dt / MS));
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -296,7 +296,7 @@ START_TEST(own_limit_and_signals_end_the_wait)
   t0 = cg_mono_ns();
   ck_assert_int_eq(cg_coord_wait(&t, t0 + 2000 * MS, never_restart), CG_COORD_INTR);
   dt = cg_mono_ns() - t0;
-  ck_assert_msg(dt >= 45 * MS && dt < 150 * MS, "interrupted after %lld ms", (long long)(dt / MS));
+  ck_assert_msg(dt >= 45 * MS && dt < 500 * MS, "interrupted after %lld ms", (long long)(dt / MS));
   /* A restarting handler is slept through. */
   setitimer(ITIMER_REAL, &it, NULL);
   t0 = cg_mono_ns();
@@ -311,6 +311,9 @@ END_TEST
 START_TEST(a_later_connect_alone_starts_a_schedule_of_its_own)
 {
   setup();
+  cfg.backoff_ms = 400;     /* the old episode's next slot would be 1.6 s away */
+  cfg.backoff_max_ms = 1600;
+  cg_coord_configure(&cfg);
   struct sockaddr_in a = dst(11);
   struct cg_coord_ticket p = { 0 }, q = { 0 };
   for (unsigned i = 1; i <= 4; i++) cg_coord_failed(&p, SA(a), i, 1000);   /* round 4, gave up */
@@ -321,7 +324,7 @@ START_TEST(a_later_connect_alone_starts_a_schedule_of_its_own)
   cg_coord_failed(&q, SA(a), 1, 40);
   ck_assert_int_eq(cg_coord_wait(&q, t0 + 2000 * MS, NULL), CG_COORD_PROBE);
   int64_t dt = cg_mono_ns() - t0;
-  ck_assert_msg(dt >= 40 * MS && dt < 100 * MS, "probed after %lld ms", (long long)(dt / MS));
+  ck_assert_msg(dt >= 40 * MS && dt < 800 * MS, "probed after %lld ms", (long long)(dt / MS));
   ck_assert_uint_eq(atomic_load(&q.d->state), CG_COORD_CLOSED);
   ck_assert_int_eq(count_records("breaker_open"), 0);
   cg_coord_leave(&q);
@@ -343,7 +346,7 @@ START_TEST(a_connect_never_probes_before_its_own_backoff)
   cg_coord_leave(&p);
   ck_assert_int_eq(cg_coord_wait(&q, t0 + 2000 * MS, NULL), CG_COORD_PROBE);
   int64_t dt = cg_mono_ns() - t0;
-  ck_assert_msg(dt >= 150 * MS && dt < 220 * MS, "probed after %lld ms", (long long)(dt / MS));
+  ck_assert_msg(dt >= 150 * MS && dt < 400 * MS, "probed after %lld ms", (long long)(dt / MS));
   cg_coord_leave(&q);
   cg_coord_at_exit();
   unlink(logpath);
