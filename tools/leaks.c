@@ -338,7 +338,7 @@ int leaks_collect(struct seg *s, int64_t age_ns, struct leak **out, char *msg, s
     struct leak l = c.v[i];
     uint64_t ino = fd_socket_ino(s->pid, l.fd);
     /* Closed behind the shim's back, or the number now holds another socket: not ours. */
-    if (!ino || (l.ino && ino != l.ino)) continue;
+    if (!ino || (l.ino && l.ino != CG_LEAK_INO_UNKNOWN && ino != l.ino)) continue;
     l.ino = ino;
     for (int k = 0; k < t.n; k++)
       if (t.v[k].ino == ino) {

@@ -149,7 +149,7 @@ static void slot_publish(struct cg_fd *e, int fd, unsigned via, const uintptr_t 
   slot_peer(s, peer, plen);
   s->stack = stack;
   s->pystack = pystack;
-  atomic_store_explicit(&s->ino, (uint64_t)e->ino ? (uint64_t)e->ino : 1, memory_order_release);
+  atomic_store_explicit(&s->ino, e->ino ? (uint64_t)e->ino : CG_LEAK_INO_UNKNOWN, memory_order_release);
   slot_write_end(s);
   atomic_store_explicit(&e->slot, (unsigned)i + 1, memory_order_release);
   CG_STAT_ADD(leak_candidates, 1);
@@ -222,6 +222,63 @@ static void set_peer(struct cg_fd *e, const struct sockaddr *sa, socklen_t len)
 static atomic_int tracked_ever;
 
 /* Records a socket fd in e. src: the entry it is a dup of (kind, peer copied), or NULL. */
+/* ---------- identity ----------
+ * A tracked socket's identity (device, inode) tells at exit, and in the live view, whether the
+ * number still holds the socket we recorded or one that replaced it behind our back. It costs
+ * an fstat, so it is not taken when the socket is made: most sockets are closed through a call
+ * we see long before anything needs it (a connect loop pays nothing). It is taken at the first
+ * of: the same thread's next tracked socket, a dup of it, the exit report (docs/leaks.md, "The
+ * identity window"). ino 0 = not taken yet (socket inodes are never 0). */
+
+/* Takes the identity of a tracked socket if not known yet. 0 when fd is no socket now. */
+static int take_identity(int fd, struct cg_fd *e)
+{
+  if (e->ino) return 1;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
+  e->dev = st.st_dev;
+  e->ino = st.st_ino;
+  unsigned v = atomic_load_explicit(&e->slot, memory_order_acquire);
+  if (v && v <= CG_LEAK_SLOTS) {
+    struct cg_leak_slot *s = &cg_stats->leaks[v - 1];
+    slot_write_begin(s);
+    atomic_store_explicit(&s->ino, (uint64_t)st.st_ino, memory_order_release);
+    slot_write_end(s);
+  }
+  return 1;
+}
+
+/* The last sockets this thread recorded without an identity, with their close generations:
+ * one still open when CG_PEND more have been recorded after it gets its identity then (a close
+ * we saw bumps gen: nothing to do). A connect loop, or a client and the connection it
+ * accepts, never fills it with open sockets. */
+#define CG_PEND 8
+static __thread int pend_fd[CG_PEND];
+static __thread unsigned pend_gen[CG_PEND], pend_n;
+
+static void settle_one(int fd, unsigned gen)
+{
+  struct cg_fd *p = cg_fd_peek(fd);
+  if (p && !p->ino && atomic_load_explicit(&p->track, memory_order_acquire) &&
+      atomic_load_explicit(&p->gen, memory_order_acquire) == gen && p->owner == cg_leak_self_pid())
+    take_identity(fd, p);
+}
+
+static void pend_push(int fd, struct cg_fd *e)
+{
+  unsigned i = pend_n++ % CG_PEND;
+  if (pend_n > CG_PEND) settle_one(pend_fd[i], pend_gen[i]);
+  pend_fd[i] = fd;
+  pend_gen[i] = atomic_load_explicit(&e->gen, memory_order_acquire);
+}
+
+void cg_leak_settle(void)
+{
+  unsigned n = pend_n < CG_PEND ? pend_n : CG_PEND;
+  for (unsigned k = 0; k < n; k++) settle_one(pend_fd[k], pend_gen[k]);
+  pend_n = 0;
+}
+
 static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const struct stat *st,
                    const struct sockaddr *peer, socklen_t plen)
 {
@@ -235,8 +292,8 @@ static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const s
   e->kind = kind;
   e->created_ns = cg_realtime_ns();
   e->owner = me;
-  e->dev = st->st_dev;
-  e->ino = st->st_ino;
+  e->dev = st ? st->st_dev : 0;
+  e->ino = st ? st->st_ino : 0;
   e->stack_id = id;
   e->pystack = cg_pystack_capture(0);   /* plain reads: no system call once the call site is known */
   set_peer(e, peer, plen);
@@ -245,6 +302,7 @@ static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const s
   atomic_store_explicit(&e->track, via, memory_order_release);
   CG_STAT_ADD(open_sockets, 1);
   if (via != CG_VIA_DUP) CG_STAT_ADD(sockets_created, 1);
+  if (!e->ino) pend_push(fd, e);
 }
 
 static int sys_getsockopt_int(int fd, int level, int opt)
@@ -261,11 +319,11 @@ void cg_leak_track(int fd, int via, int domain, int type, int protocol, const st
   struct cg_fd *e = cg_fd_get(fd, 1);
   if (!e) return;
   drop_stale(e);
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  /* What socket(), accept() and socketpair() return is a socket: no fstat to ask (identity
+   * above). */
   e->tcp = via == CG_VIA_SOCKET && cg_is_tcp(domain, type, protocol);
   e->pair_ino = 0;
-  record(fd, e, (unsigned)via, domain > 0 && type > 0 ? kind_of(domain, type) : 0, &st, peer, plen);
+  record(fd, e, (unsigned)via, domain > 0 && type > 0 ? kind_of(domain, type) : 0, NULL, peer, plen);
 }
 
 void cg_leak_track_pair(const int sv[2], int domain, int type, int protocol)
@@ -274,7 +332,7 @@ void cg_leak_track_pair(const int sv[2], int domain, int type, int protocol)
   cg_leak_track(sv[1], CG_VIA_SOCKETPAIR, domain, type, protocol, NULL, 0);
   struct cg_fd *a = cg_fd_peek(sv[0]), *b = cg_fd_peek(sv[1]);
   if (a && b && atomic_load_explicit(&a->track, memory_order_acquire) &&
-      atomic_load_explicit(&b->track, memory_order_acquire)) {
+      atomic_load_explicit(&b->track, memory_order_acquire) && take_identity(sv[0], a) && take_identity(sv[1], b)) {
     a->pair_ino = (uint32_t)b->ino;
     b->pair_ino = (uint32_t)a->ino;
   }
@@ -303,7 +361,9 @@ void cg_leak_dup(int oldfd, int newfd)
     return;
   if (!e && !(e = cg_fd_get(newfd, 1))) return;
   struct stat st;
-  if (fstat(newfd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_dev != src->dev || st.st_ino != src->ino)
+  /* The source's identity now if it had none yet (the copy is its first need). */
+  if (!take_identity(oldfd, src) || fstat(newfd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+      st.st_dev != src->dev || st.st_ino != src->ino)
     return;   /* the source entry was stale */
   e->tcp = 0;
   e->pair_ino = src->pair_ino;   /* a copy of a socketpair end is that end */
@@ -779,10 +839,14 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
       if (!atomic_load_explicit(&e->track, memory_order_acquire) || e->owner != me) continue;
       int fd = (c << CG_FD_CHUNK_BITS) | i;
       struct stat st;
-      if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_dev != e->dev || st.st_ino != e->ino) {
+      /* Identity not taken (ino 0): the socket this number holds now is taken to be ours;
+       * the window docs/leaks.md describes. */
+      if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+          (e->ino && (st.st_dev != e->dev || st.st_ino != e->ino))) {
         s.stale++;
         continue;
       }
+      if (!e->ino) { e->dev = st.st_dev; e->ino = st.st_ino; }
       memset(&items[n], 0, sizeof items[n]);
       items[n].fd = fd;
       items[n].stack_id = e->stack_id;

@@ -54,6 +54,9 @@ void cg_leak_note_peer(int fd, const struct sockaddr *addr, socklen_t len);
 /* The shim replaced the socket behind a tracked fd (a retry that dup2()s a fresh socket over
  * it): takes the new device + inode so the exit check still recognises it. */
 void cg_leak_replaced(int fd);
+/* Takes now the identity (device, inode) of the sockets this thread recorded without one yet
+ * (leak.c, "identity"): for tests, and wherever the shim must know them. */
+void cg_leak_settle(void);
 /* Close paths (cg_fd_forget): async-signal-safe, atomics only. */
 void cg_leak_forget(int fd, struct cg_fd *e);
 /* 1 in a child that runs in its parent's memory (vfork, or a raw clone without fork

@@ -53,6 +53,7 @@
  * Python programs (docs/python.md): pystack names the Python stack at creation in pystacks[]
  * (1-based, 0 none, CG_LEAK_STACK_FULL when pystacks[] or pysites[] was full), whose frames name
  * entries of pysites[] (1-based): same write-once, publish-before-use rule as stacks[]. */
+#define CG_LEAK_INO_UNKNOWN (UINT64_MAX - 1)
 struct cg_leak_slot {
   atomic_uint seq;                   /* odd while being written (seqlock) */
   int32_t fd;                        /* meaningful only while live */
@@ -60,7 +61,8 @@ struct cg_leak_slot {
   uint32_t via;                      /* how it was obtained: 1 socket, 2 accept, 3 socketpair, 4 dup */
   int64_t created_ns;                /* CLOCK_REALTIME when the program obtained the fd */
   _Atomic uint64_t ino;              /* socket inode (/proc/PID/fd -> "socket:[ino]"); 0 free,
-                                        UINT64_MAX being claimed */
+                                        UINT64_MAX being claimed, CG_LEAK_INO_UNKNOWN not taken
+                                        yet (the fd's socket is taken to be it) */
   uint32_t stack;                    /* creation stack: 1-based index into stacks[], see above */
   uint32_t peerlen;                  /* bytes of peer in use, 0 unknown */
   uint32_t pystack;                  /* Python stack: 1-based index into pystacks[], see above */

@@ -7,7 +7,7 @@
 #include "fdutil.h"
 #include <linux/close_range.h>
 
-static void forget_range(unsigned lo, unsigned hi)
+void cg_forget_range(unsigned lo, unsigned hi)
 {
   /* python's subprocess closes every fd in a vfork()ed child before exec: that child shares
    * our tables, and its closes say nothing about the parent's descriptors. */
@@ -34,7 +34,7 @@ CG_EXPORT int close_range(unsigned lo, unsigned hi, int flags)
 {
   if (!(flags & CLOSE_RANGE_CLOEXEC) && lo <= hi) {
     cg_log_fd_closing((int)(lo > 3 ? 3 : lo), (int)(hi > 3 ? 3 : hi));
-    forget_range(lo, hi);
+    cg_forget_range(lo, hi);
   }
   if (cg_real_peek() && cg_real.close_range) return cg_real.close_range(lo, hi, flags);
   return (int)syscall(SYS_close_range, lo, hi, flags);
@@ -44,7 +44,7 @@ CG_EXPORT void closefrom(int lo)
 {
   if (lo < 0) lo = 0;
   cg_log_fd_closing(lo, 3);
-  forget_range((unsigned)lo, ~0u);
+  cg_forget_range((unsigned)lo, ~0u);
   if (cg_real_peek() && cg_real.closefrom) { cg_real.closefrom(lo); return; }
   if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0) != 0) cg_closefrom_fallback((unsigned)lo);
 }

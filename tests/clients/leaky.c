@@ -87,8 +87,12 @@ static int publish_self(void)
   fstat(fds[0], &st[0]);
   fstat(fds[1], &st[1]);
   int found = 0;
+  /* By inode, or by fd while the shim has not taken the socket's identity yet. */
   for (int i = 0; i < CG_LEAK_SLOTS; i++)
-    if (s->leaks[i].ino == (uint64_t)st[0].st_ino || s->leaks[i].ino == (uint64_t)st[1].st_ino) found++;
+    for (int k = 0; k < 2; k++)
+      if (s->leaks[i].ino == (uint64_t)st[k].st_ino ||
+          (s->leaks[i].ino == CG_LEAK_INO_UNKNOWN && s->leaks[i].fd == fds[k]))
+        found++;
   if (found == 2) return 0;
   for (int k = 0; k < 2; k++) {
     struct cg_leak_slot *sl = &s->leaks[CG_LEAK_SLOTS - 1 - k];

@@ -189,15 +189,17 @@ def _syscalls_of_healthy_connects(extra):
 
 def test_healthy_connect_costs_no_system_call_for_its_bound():
     """The design this file is about: a healthy blocking connect makes no setsockopt or
-    getsockopt, and no futex call once the watchdog runs; leak tracking adds one fstat per
-    socket (the identity the exit report checks). With CONNGUARD_WATCHDOG=0, the SO_SNDTIMEO
+    getsockopt, and no futex call once the watchdog runs; nor does leak tracking (a socket's
+    identity is taken only if it is still open when the thread makes its next one). With CONNGUARD_WATCHDOG=0, the SO_SNDTIMEO
     bound makes its two setsockopt calls per connect."""
     c = _syscalls_of_healthy_connects({})
     check(c.get("setsockopt", 0) == 0 and c.get("getsockopt", 0) == 0, "no socket option calls", got=c)
     # The thread's own sleeps and its start-up handshake are a few; a wake-up per connect
     # would be 200 more.
     check(c.get("futex", 0) < 20, "connects did not wake the watchdog", got=c)
-    check(200 <= c.get("newfstatat", 0) + c.get("fstat", 0) <= 240, "one fstat per tracked socket", got=c)
+    # Leak tracking takes a socket's identity only if it outlives the next one (docs/leaks.md):
+    # these are closed first, so no fstat per socket.
+    check(c.get("newfstatat", 0) + c.get("fstat", 0) < 40, "no fstat per tracked socket", got=c)
     c = _syscalls_of_healthy_connects({"CONNGUARD_WATCHDOG": "0"})
     check(c.get("setsockopt", 0) == 400, "two setsockopt per connect without the watchdog", got=c)
     c = _syscalls_of_healthy_connects({"CONNGUARD_LEAKS": "off"})

@@ -114,6 +114,9 @@ END_TEST
 START_TEST(unseen_replacement_by_another_socket)
 {
   int a = tracked_socket(SOCK_STREAM);
+  /* Its identity is taken later (8 sockets on, a dup, exit): here, now. A replacement before
+   * that is the window docs/leaks.md describes (syscall() closes are seen by the hook). */
+  cg_leak_settle();
   int other = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
   ck_assert_int_eq(syscall(SYS_dup3, other, a, 0), a);
   struct cg_leak_summary s;
@@ -251,6 +254,8 @@ START_TEST(published_and_unpublished)
   unsigned slot = atomic_load(&e->slot);
   ck_assert_uint_ne(slot, 0);
   struct cg_leak_slot *ls = &cg_stats->leaks[slot - 1];
+  ck_assert_uint_eq(atomic_load(&ls->ino), CG_LEAK_INO_UNKNOWN);   /* not taken at socket() */
+  cg_leak_settle();
   ck_assert_uint_eq(atomic_load(&ls->ino), (uint64_t)st.st_ino);
   ck_assert_int_eq(ls->fd, a);
   ck_assert_uint_eq(ls->via, CG_VIA_SOCKET);
