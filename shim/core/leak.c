@@ -231,20 +231,26 @@ static atomic_int tracked_ever;
  * identity window"). ino 0 = not taken yet (socket inodes are never 0). */
 
 /* Takes the identity of a tracked socket if not known yet. 0 when fd is no socket now. */
+/* Records st as e's identity, in the entry and in its live-view slot. */
+static void set_identity(struct cg_fd *e, const struct stat *st)
+{
+  e->dev = st->st_dev;
+  e->ino = st->st_ino;
+  unsigned v = atomic_load_explicit(&e->slot, memory_order_acquire);
+  if (v && v <= CG_LEAK_SLOTS) {
+    struct cg_leak_slot *s = &cg_stats->leaks[v - 1];
+    slot_write_begin(s);
+    atomic_store_explicit(&s->ino, st->st_ino ? (uint64_t)st->st_ino : 1, memory_order_release);
+    slot_write_end(s);
+  }
+}
+
 static int take_identity(int fd, struct cg_fd *e)
 {
   if (e->ino) return 1;
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
-  e->dev = st.st_dev;
-  e->ino = st.st_ino;
-  unsigned v = atomic_load_explicit(&e->slot, memory_order_acquire);
-  if (v && v <= CG_LEAK_SLOTS) {
-    struct cg_leak_slot *s = &cg_stats->leaks[v - 1];
-    slot_write_begin(s);
-    atomic_store_explicit(&s->ino, (uint64_t)st.st_ino, memory_order_release);
-    slot_write_end(s);
-  }
+  set_identity(e, &st);
   return 1;
 }
 
@@ -393,15 +399,7 @@ void cg_leak_replaced(int fd)
   struct cg_fd *e = cg_fd_peek(fd);
   struct stat st;
   if (!e || !atomic_load_explicit(&e->track, memory_order_acquire) || fstat(fd, &st) != 0) return;
-  e->dev = st.st_dev;
-  e->ino = st.st_ino;
-  unsigned v = atomic_load_explicit(&e->slot, memory_order_acquire);
-  if (v && v <= CG_LEAK_SLOTS) {
-    struct cg_leak_slot *s = &cg_stats->leaks[v - 1];
-    slot_write_begin(s);
-    atomic_store_explicit(&s->ino, (uint64_t)st.st_ino ? (uint64_t)st.st_ino : 1, memory_order_release);
-    slot_write_end(s);
-  }
+  set_identity(e, &st);
 }
 
 int cg_leak_borrowed_memory(void)

@@ -60,28 +60,25 @@ CG_EXPORT int execveat(int dfd, const char *p, char *const a[], char *const e[],
     argv[0] = (char *)arg0;                                       \
     for (size_t i_ = 1; i_ <= n; i_++) argv[i_] = va_arg(ap, char *); } while (0)
 
+/* The argument vector of a variadic exec, gathered on the caller's stack. */
+#define WITH_ARGV(arg0, argv, body) ({                            \
+    size_t n_;                                                    \
+    COUNT_ARGS(arg0, n_);                                         \
+    char *argv[n_ + 1];                                           \
+    va_list ap_;                                                  \
+    va_start(ap_, arg0);                                          \
+    GATHER(arg0, argv, n_, ap_);                                  \
+    va_end(ap_);                                                  \
+    body; })
+
 CG_EXPORT int execl(const char *p, const char *arg0, ...)
 {
-  size_t n;
-  COUNT_ARGS(arg0, n);
-  char *argv[n + 1];
-  va_list ap;
-  va_start(ap, arg0);
-  GATHER(arg0, argv, n, ap);
-  va_end(ap);
-  return execv(p, argv);
+  return WITH_ARGV(arg0, argv, execv(p, argv));
 }
 
 CG_EXPORT int execlp(const char *f, const char *arg0, ...)
 {
-  size_t n;
-  COUNT_ARGS(arg0, n);
-  char *argv[n + 1];
-  va_list ap;
-  va_start(ap, arg0);
-  GATHER(arg0, argv, n, ap);
-  va_end(ap);
-  return execvp(f, argv);
+  return WITH_ARGV(arg0, argv, execvp(f, argv));
 }
 
 CG_EXPORT int execle(const char *p, const char *arg0, ...)

@@ -2,6 +2,7 @@
  * given back by whoever holds the entry lock once the entry is no longer active, or by close()
  * when the lock is free; and the entry size bound (issue 12: <= 256 bytes per socket). */
 #include <check.h>
+#include "cgtest.h"
 #include <stdlib.h>
 #include "fdtable.h"
 
@@ -104,7 +105,7 @@ START_TEST(a_connect_again_keeps_its_record)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
   Suite *s = suite_create("fdtable");
   TCase *tc = tcase_create("core");
@@ -114,9 +115,7 @@ int main(void)
   tcase_add_test(tc, close_while_locked_leaves_it_to_the_holder);
   tcase_add_test(tc, a_connect_again_keeps_its_record);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return s;
 }
+
+CG_TEST_MAIN(suite)

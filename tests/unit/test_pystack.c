@@ -2,6 +2,7 @@
  * interpreter compiled them (fixtures from scripts/pyline_fixtures.py), str object text, and
  * that a process without an interpreter captures nothing. */
 #include <check.h>
+#include "cgtest.h"
 #include <stdlib.h>
 #include <string.h>
 #include "engine.h"
@@ -185,7 +186,7 @@ START_TEST(no_interpreter_no_stack)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
   Suite *s = suite_create("pystack");
   TCase *tc = tcase_create("core");
@@ -198,9 +199,7 @@ int main(void)
   tcase_add_test(tc, str_text);
   tcase_add_test(tc, no_interpreter_no_stack);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return s;
 }
+
+CG_TEST_MAIN(suite)

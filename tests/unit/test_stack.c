@@ -4,6 +4,7 @@
  * linked into this program, so the test's own frames would count as the shim's: the "own"
  * range is emptied (cg_stack_set_self) and every frame is kept. */
 #include <check.h>
+#include "cgtest.h"
 #include <dlfcn.h>
 #include <libgen.h>
 #include <limits.h>
@@ -261,7 +262,7 @@ START_TEST(threads_each_get_their_stacks)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
   Suite *s = suite_create("stack");
   TCase *tc = tcase_create("cache");
@@ -274,9 +275,7 @@ int main(void)
   tcase_add_test(tc, threads_each_get_their_stacks);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return s;
 }
+
+CG_TEST_MAIN(suite)
