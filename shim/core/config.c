@@ -164,7 +164,11 @@ static void warn_bad(struct warn_ctx *w, const char *name, const char *val, cons
 
 void cg_config_defaults(struct cg_config *c)
 {
-  memset(c, 0, sizeof *c);
+  /* Not memset(c): see struct cg_config. What lies past a count or a terminator is never read. */
+  c->only.n = c->only.has_unix = 0;
+  c->skip.n = c->skip.has_unix = 0;
+  memset(&c->disable, 0, offsetof(struct cg_config, log) - offsetof(struct cg_config, disable));
+  c->suppressions[0] = 0;
   c->retries = CG_RETRIES_NONE;
   c->backoff_ms = 100;
   c->backoff_max_ms = 2000;

@@ -22,27 +22,32 @@ enum cg_leaks { CG_LEAKS_OFF, CG_LEAKS_EXIT, CG_LEAKS_ALL };
 #define CG_LAST_SLOT_MAX_MS 250
 #define CG_PATH_MAX 4096
 
+/* Laid out for start-up: cg_config_defaults writes the scalars, the pattern counts and the
+ * first bytes of each path, not the 16 KB (every page of the shim's copy first written is a
+ * page fault in every process). only's counts end its table, just before the scalars and
+ * log's first bytes; skip's counts end its table, just before suppressions. */
 struct cg_config {
+  struct cg_patterns only;
   int disable;
   unsigned retries;             /* cap on retries after the first attempt, or CG_RETRIES_NONE */
   unsigned backoff_ms, backoff_max_ms;
   enum cg_jitter jitter;
   unsigned connect_timeout_ms, deadline_ms;
   unsigned retry_on;            /* mask of enum cg_class */
-  struct cg_patterns only, skip;
-  char log[CG_PATH_MAX];        /* "stderr" or a path template */
   enum cg_logfmt log_format;
   unsigned stack_depth;
   enum cg_leaks leaks;
   unsigned leak_exitcode;
   unsigned leak_age_ms;
-  char suppressions[CG_PATH_MAX];
   int stats;
   int tls;
   int watchdog;
   int coordinate;               /* CONNGUARD_COORDINATE */
   unsigned coord_dests, coord_keep_ms;
   int pystack;                  /* CONNGUARD_PYSTACK: Python frames in records */
+  char log[CG_PATH_MAX];        /* "stderr" or a path template */
+  struct cg_patterns skip;
+  char suppressions[CG_PATH_MAX];
 };
 
 typedef const char *(*cg_getenv_fn)(const char *name);

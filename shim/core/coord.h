@@ -101,7 +101,8 @@ enum cg_coord_verdict {
   CG_COORD_LOST,                     /* no schedule any more (slot reused): back to own backoff */
 };
 
-/* Settings and the path (tests point it elsewhere). Not thread-safe: at init. */
+/* Settings (kept by address: c must outlive every call here; the shim passes &cg_cfg) and the
+ * path (tests point it elsewhere). Not thread-safe: at init. */
 void cg_coord_configure(const struct cg_config *c);
 void cg_coord_set_path(const char *path);
 const char *cg_coord_path(void);

@@ -987,6 +987,8 @@ static void at_exit(int status, void *arg)
 {
   (void)arg;
   if (!cg_enabled || cg_cfg.leaks == CG_LEAKS_OFF) return;
+  /* Never tracked a socket: nothing to report, and no page to touch on the way out. */
+  if (!atomic_load_explicit(&tracked_ever, memory_order_relaxed)) return;
   cg_in_hook++;
   int out = cg_leak_report(status, NULL);
   cg_in_hook--;

@@ -68,7 +68,7 @@ void cg_log_configure(const struct cg_config *c)
   struct stat st;
   if (fstat(2, &st) == 0) { err0_dev = st.st_dev; err0_ino = st.st_ino; err0_known = 1; }
   json = c->log_format == CG_LOG_JSON;
-  strcpy(path_tmpl, c->log);
+  if (strcmp(path_tmpl, c->log)) strcpy(path_tmpl, c->log);   /* the default: no page written */
   to_stderr = strcmp(c->log, "stderr") == 0;
   path_has_pid = strstr(c->log, "%p") != NULL;
 }

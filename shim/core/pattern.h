@@ -18,10 +18,12 @@ struct cg_pattern {
 };
 enum { CG_PAT_INET = 1, CG_PAT_UNIX = 2 };
 
+/* The counts after the table: in struct cg_config they then share a page with the scalars that
+ * start-up writes (docs/design.md, "Start-up"). */
 struct cg_patterns {
+  struct cg_pattern p[CG_MAX_PATTERNS];
   int n;
   int has_unix;         /* a unix: pattern is listed */
-  struct cg_pattern p[CG_MAX_PATTERNS];
 };
 
 /* Parses a comma-separated list. Returns 0, or -1 and leaves *out empty on any bad item. */

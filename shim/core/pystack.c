@@ -224,7 +224,7 @@ static const void *code_type;           /* &PyCode_Type */
 static char describe[48] = "none";
 
 int cg_pystack_active(void) { return atomic_load_explicit(&active, memory_order_acquire); }
-const char *cg_pystack_describe(void) { return describe; }
+const char *cg_pystack_describe(void) { return cg_cfg.pystack || cg_pystack_active() ? describe : "off"; }
 
 static inline int plain_read(const void *src, void *dst, size_t n)
 {
@@ -686,8 +686,14 @@ static inline __attribute__((always_inline)) int walk(read_fn rd, uintptr_t tsta
 uint32_t cg_pystack_capture(int safe)
 {
   if (!cg_pystack_active()) {
-    if (!safe || cg_cfg.disable || !cg_cfg.pystack) return 0;
-    cg_pystack_init();        /* libpython loaded after start (an embedding program) */
+    /* Looked up at the first socket rather than at start: a failed dlsym mallocs its error
+     * message, which made every process set up its heap. The first plain capture (a socket's
+     * creation) looks once; failure records look each time (libpython loaded later, as in an
+     * embedding program). */
+    static atomic_int looked;
+    if (cg_cfg.disable || !cg_cfg.pystack) return 0;
+    if (!safe && atomic_exchange(&looked, 1)) return 0;
+    cg_pystack_init();
     if (!cg_pystack_active()) return 0;
   }
   uintptr_t ts = (uintptr_t)get_tstate();

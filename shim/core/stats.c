@@ -56,6 +56,8 @@ void cg_stats_set_leak(uint32_t mode, uint32_t age_ms)
 {
   leak_mode_v = mode;
   leak_age_v = age_ms;
+  /* The private copy is never read for these (publishing writes them): at start-up, no page. */
+  if (cg_stats == &private_stats) return;
   cg_stats->leak_mode = mode;
   cg_stats->leak_age_ms = age_ms;
 }
@@ -111,7 +113,7 @@ unsigned cg_stats_reap(unsigned max_checks, unsigned max_batches)
 {
   /* Static: only ever called by one thread at a time (publication is once per process, the
    * tool is single-threaded), and a hook may run on a small thread stack. */
-  static char buf[8192] __attribute__((aligned(8)));
+  static char buf[8192] __attribute__((aligned(32)));   /* with the big tables, not amid start-up's flags */
   unsigned uid = (unsigned)geteuid(), removed = 0, checks = 0;
   pid_t me = getpid();
   struct timespec now;

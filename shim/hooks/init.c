@@ -2,14 +2,12 @@
  * before ours runs. */
 #include "hook.h"
 #include "leak.h"
-#include "pystack.h"
 #include "stats.h"
 #include "coord.h"
 
 __attribute__((constructor(101))) static void cg_ctor(void)
 {
   cg_init();
-  cg_pystack_init();
   /* Here, not lazily: the exit report must be registered before main() and the program's own
    * exit handlers, so that it runs after them (docs/leaks.md). */
   cg_leak_init();
