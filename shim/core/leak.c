@@ -290,6 +290,7 @@ static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const s
 {
   if (!atomic_load_explicit(&tracked_ever, memory_order_relaxed))
     atomic_store_explicit(&tracked_ever, 1, memory_order_relaxed);
+  cg_log_socket_tracked();
   pid_t me = cg_leak_self_pid();
   /* Interned once per call site (stack.h's cache): no unwind for a site seen before. */
   const uintptr_t *pcs = NULL;

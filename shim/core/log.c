@@ -7,6 +7,7 @@
 #include "stats.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -82,9 +83,24 @@ extern void *__dso_handle;
 static volatile int exiting;
 static void exit_begins(void *arg) { (void)arg; exiting = 1; }
 
+static pthread_t main_thread;
+static atomic_int exit_hook;      /* registered (or being registered) on the main thread */
+
 void cg_log_expect_exit_report(void)
 {
   exit_report = 1;
+  main_thread = pthread_self();
+}
+
+void cg_log_socket_tracked(void)
+{
+  /* Registered at the main thread's first tracked socket, not at start: the registration
+   * callocs, and setting up the heap cost every process a page fault and three system calls.
+   * `exiting` matters only while tracked sockets are open (cg_log_fd_closing); a process
+   * whose main thread never makes one gets no copy of its stderr (docs/leaks.md). */
+  if (atomic_load_explicit(&exit_hook, memory_order_relaxed) || !exit_report ||
+      !pthread_equal(pthread_self(), main_thread) || atomic_exchange(&exit_hook, 1))
+    return;
   if (__cxa_thread_atexit_impl) __cxa_thread_atexit_impl(exit_begins, NULL, &__dso_handle);
 }
 

@@ -53,6 +53,9 @@ const char *cg_rec_finish(struct cg_rec *r, size_t *len);
 void cg_log_write(const char *buf, size_t len);
 /* Leak tracking reports at exit: records may come after the program closed its stderr. */
 void cg_log_expect_exit_report(void);
+/* Each tracked socket: the first on the main thread registers how the log learns that exit()
+ * has begun. */
+void cg_log_socket_tracked(void);
 /* The program is about to close or replace fds lo..hi (close, dup2 onto, close_range,
  * closefrom, fclose). When that takes its original stderr, the log goes to stderr, and an
  * exit report may still come (tracked sockets open), a close-on-exec copy is kept so the
