@@ -3,7 +3,9 @@
 #include "shm.h"
 #include "policy.h"
 #include "fmt.h"
+#include "clock.h"
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
@@ -152,12 +154,33 @@ unsigned cg_stats_reap(unsigned max_checks, unsigned max_batches)
  * belongs to its owner, and the tool finds it by the reader's euid). Kept for the unlink: the
  * program may change its uid later. */
 static char published_path[96];
-static pid_t published_pid;      /* the file at published_path is this process's */
+/* Read without the lock by cg_stats_publish's fast check; written under publish_busy, after
+ * cg_stats (release: a thread that sees its pid sees the segment). */
+static atomic_int published_pid;  /* the file at published_path is this process's */
 static pid_t mapped_pid;         /* cg_stats is a shared mapping made by this pid */
-static atomic_int publish_busy;
+static atomic_int publish_busy;   /* the publication lock (never waited for by its holder) */
+static __thread int publish_mine; /* this thread holds publish_busy: a signal handler's socket */
 static int warned;
-int cg_stats_pending;
-int cg_stats_exec_pending;
+atomic_int cg_stats_pending;
+atomic_int cg_stats_exec_pending;
+
+/* The head's counters, read one word at a time: other threads may be adding to them while we
+ * copy (a plain memcpy would race with their atomic increments). */
+static void copy_words(void *dst, const void *src, size_t len)
+{
+  uint64_t *d = dst;
+  const uint64_t *s = src;
+  for (size_t i = 0; i < len / 8; i++) d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+/* Another thread is publishing: wait until it is done (a bounded job: one directory read, one
+ * file), so that what this thread records next lands in the shared segment, not in the private
+ * counters being left behind. Bounded in turn: a holder stopped for good costs one second. */
+static void wait_publisher(void)
+{
+  int64_t end = cg_mono_ns() + 1000000000LL;
+  while (atomic_load_explicit(&publish_busy, memory_order_acquire) && cg_mono_ns() < end) sched_yield();
+}
 
 static void warn_private(const char *path, int status, int err)
 {
@@ -184,8 +207,23 @@ void cg_stats_publish(void)
 {
   char path[96];
   pid_t pid = getpid();
-  if (published_pid == pid) { cg_stats_pending = 0; return; }
-  if (atomic_exchange(&publish_busy, 1)) return;   /* another thread is at it; we stay pending */
+  if (atomic_load_explicit(&published_pid, memory_order_acquire) == pid) {
+    atomic_store_explicit(&cg_stats_pending, 0, memory_order_relaxed);
+    return;
+  }
+  if (publish_mine) return;   /* a signal handler interrupted our own publication: stay pending */
+  if (atomic_exchange_explicit(&publish_busy, 1, memory_order_acquire)) {
+    wait_publisher();   /* the other thread publishes; we stay pending until it has */
+    return;
+  }
+  /* Two threads' first sockets at once: the other one may have published between our check
+   * and our lock; publishing again would replace (and unmap) the segment in use. */
+  if (atomic_load_explicit(&published_pid, memory_order_relaxed) == pid) {
+    atomic_store_explicit(&cg_stats_pending, 0, memory_order_relaxed);
+    atomic_store_explicit(&publish_busy, 0, memory_order_release);
+    return;
+  }
+  publish_mine = 1;
   int save = errno;
   cg_stats_path(path, sizeof path, geteuid(), pid);
   /* Bounded: one directory read, a few checks (the rest is left to later processes). */
@@ -194,8 +232,9 @@ void cg_stats_publish(void)
   struct cg_stats *s = cg_shm_create(path, sizeof(struct cg_stats), CG_STATS_HEAD, CG_SHM_REPLACE, &status, &err);
   if (!s) {
     warn_private(path, status, err);
-    cg_stats_pending = 0;
-    atomic_store(&publish_busy, 0);
+    atomic_store_explicit(&cg_stats_pending, 0, memory_order_relaxed);
+    publish_mine = 0;
+    atomic_store_explicit(&publish_busy, 0, memory_order_release);
     errno = save;
     return;
   }
@@ -203,7 +242,7 @@ void cg_stats_publish(void)
   int from_map = old != &private_stats && mapped_pid == pid;
   /* Counters gathered before publishing carry over; the header goes last so that readers
    * never see a valid magic on a half-filled segment. */
-  memcpy((char *)s + 16, (char *)old + 16, (from_map ? CG_STATS_PAGE : CG_STATS_HEAD) - 16);
+  copy_words((char *)s + 16, (char *)old + 16, (from_map ? CG_STATS_PAGE : CG_STATS_HEAD) - 16);
   if (from_map) {
     /* Our earlier segment, unlinked by an exec() that failed: its slots and stacks stay where
      * they are (leak.c holds their indices), so every page in use moves over. */
@@ -227,46 +266,51 @@ void cg_stats_publish(void)
   else munmap(old, sizeof *old);
   memcpy(published_path, path, sizeof published_path);
   mapped_pid = pid;
-  published_pid = pid;
-  cg_stats_pending = 0;
-  atomic_store(&publish_busy, 0);
+  atomic_store_explicit(&published_pid, pid, memory_order_release);
+  atomic_store_explicit(&cg_stats_pending, 0, memory_order_relaxed);
+  publish_mine = 0;
+  atomic_store_explicit(&publish_busy, 0, memory_order_release);
   errno = save;
 }
 
 /* Async-signal-safe: _exit and exec hooks call it. */
 void cg_stats_unpublish(void)
 {
-  if (!published_pid || published_pid != (pid_t)syscall(SYS_getpid)) return;
-  published_pid = 0;
+  pid_t p = atomic_load_explicit(&published_pid, memory_order_acquire);
+  if (!p || p != (pid_t)syscall(SYS_getpid)) return;
+  atomic_store_explicit(&published_pid, 0, memory_order_relaxed);
   syscall(SYS_unlink, published_path);
 }
 
 void cg_stats_before_exec(void)
 {
-  if (!published_pid || published_pid != (pid_t)syscall(SYS_getpid)) return;
+  pid_t p = atomic_load_explicit(&published_pid, memory_order_acquire);
+  if (!p || p != (pid_t)syscall(SYS_getpid)) return;
   cg_stats_unpublish();
-  cg_stats_exec_pending = 1;
+  atomic_store_explicit(&cg_stats_exec_pending, 1, memory_order_relaxed);
 }
 
 void cg_stats_exec_failed(void)
 {
   /* The old image goes on: its counters come back into view at the next socket activity. */
-  if (cg_stats_exec_pending) { cg_stats_exec_pending = 0; cg_stats_pending = 1; }
+  if (atomic_exchange_explicit(&cg_stats_exec_pending, 0, memory_order_relaxed))
+    atomic_store_explicit(&cg_stats_pending, 1, memory_order_relaxed);
 }
 
 void cg_stats_init(int on)
 {
   /* Nothing in /dev/shm until the first socket: most processes (shells, sleep) never make one. */
-  cg_stats_pending = on;
+  atomic_store_explicit(&cg_stats_pending, on, memory_order_relaxed);
 }
 
 void cg_stats_after_fork(void)
 {
   /* Published on the child's first socket activity, not here: a child that only execs or
    * _exits would otherwise leave a file behind (a shell forks several per command line). */
-  cg_stats_pending = 1;
-  cg_stats_exec_pending = 0;
-  published_pid = 0;
+  atomic_store_explicit(&cg_stats_pending, 1, memory_order_relaxed);
+  atomic_store_explicit(&cg_stats_exec_pending, 0, memory_order_relaxed);
+  atomic_store_explicit(&published_pid, 0, memory_order_relaxed);
+  publish_mine = 0;
   atomic_store(&publish_busy, 0);
   warned = 0;
   /* The child starts from zero counters; the parent's shared mapping stays the parent's. */

@@ -154,9 +154,13 @@ unsigned cg_stats_reap(unsigned max_checks, unsigned max_batches);
  * generation only. */
 extern atomic_uint cg_stats_gen;
 /* Set until the process publishes: hooks with socket activity call cg_stats_use(). */
-extern int cg_stats_pending;
-extern int cg_stats_exec_pending;
-static inline void cg_stats_use(void) { if (__builtin_expect(cg_stats_pending, 0)) cg_stats_publish(); }
+extern atomic_int cg_stats_pending;
+extern atomic_int cg_stats_exec_pending;
+/* Relaxed: publication is idempotent under its lock (cg_stats_publish re-checks there). */
+static inline void cg_stats_use(void)
+{
+  if (__builtin_expect(atomic_load_explicit(&cg_stats_pending, memory_order_relaxed), 0)) cg_stats_publish();
+}
 
 /* Only the head of a segment is reserved at creation; the pages of leaks[] and stacks[] are
  * reserved on first use (a page of tmpfs that cannot be allocated would SIGBUS the program).

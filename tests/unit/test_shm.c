@@ -3,6 +3,8 @@
  * mount of their own: tests/integration/test_hostile_trace.py. */
 #include "cgtest.h"
 #include "shm.h"
+#include "stats.h"
+#include <pthread.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char path[128];
@@ -151,6 +154,54 @@ START_TEST(file_size_limit_is_no_signal)
 }
 END_TEST
 
+/* Two (here eight) threads making their first socket at once publish the lazy stats segment
+ * once: the losers wait for it, so what they count next lands in the shared segment (none
+ * lost in the private counters left behind), and the segment in use is never replaced. */
+#define PUB_THREADS 8
+static pthread_barrier_t pub_barrier;
+static struct cg_stats *pub_seen[PUB_THREADS];
+static void *first_socket(void *arg)
+{
+  int i = (int)(intptr_t)arg;
+  pthread_barrier_wait(&pub_barrier);
+  cg_stats_use();
+  CG_STAT_ADD(connect_attempts, 1);
+  pub_seen[i] = cg_stats;
+  return NULL;
+}
+
+START_TEST(stats_published_once_by_racing_first_sockets)
+{
+  for (int round = 0; round < 20; round++) {
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+      /* Fresh process: nothing published yet. */
+      cg_stats_after_fork();
+      cg_stats_init(1);
+      unsigned gen0 = atomic_load(&cg_stats_gen);
+      pthread_t t[PUB_THREADS];
+      pthread_barrier_init(&pub_barrier, NULL, PUB_THREADS);
+      for (int i = 0; i < PUB_THREADS; i++) pthread_create(&t[i], NULL, first_socket, (void *)(intptr_t)i);
+      for (int i = 0; i < PUB_THREADS; i++) pthread_join(t[i], NULL);
+      int bad = 0;
+      for (int i = 0; i < PUB_THREADS; i++) if (pub_seen[i] != cg_stats) bad |= 1;
+      if (atomic_load(&cg_stats->connect_attempts) != PUB_THREADS) bad |= 2;
+      if (atomic_load(&cg_stats_gen) != gen0 + 1) bad |= 4;   /* one publication */
+      char p[96];
+      snprintf(p, sizeof p, "/dev/shm/connguard.%u.%d", (unsigned)geteuid(), (int)getpid());
+      struct stat st;
+      if (stat(p, &st) != 0) bad |= 8;
+      cg_stats_unpublish();
+      _exit(bad);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d: status %#x", round, status);
+  }
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("shm");
@@ -161,6 +212,7 @@ static Suite *suite(void)
   tcase_add_test(t, squatted_names_refused_and_left_alone);
   tcase_add_test(t, shared_created_then_joined);
   tcase_add_test(t, file_size_limit_is_no_signal);
+  tcase_add_test(t, stats_published_once_by_racing_first_sockets);
   suite_add_tcase(s, t);
   return s;
 }
