@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 static struct cg_stats private_stats;
-struct cg_stats *cg_stats = &private_stats;
+struct cg_stats *_Atomic cg_stats = &private_stats;
 atomic_uint cg_stats_gen;
 static uint32_t leak_mode_v, leak_age_v;
 

@@ -133,8 +133,9 @@ struct cg_stats {
   struct cg_leak_pysite pysites[CG_STATS_PYSITES];      /* append-only */
 };
 
-/* Private until cg_stats_publish() maps the shared file; always valid to increment. */
-extern struct cg_stats *cg_stats;
+/* Private until cg_stats_publish() maps the shared file; always valid to increment. Atomic: the
+ * publication swaps it while other threads count (a plain load on x86). */
+extern struct cg_stats *_Atomic cg_stats;
 /* Lifecycle (docs/hostile.md): no file until the process first has socket activity; the file
  * goes on exit, _exit/_Exit, exec (back after a failed exec) and at the next shim process or
  * tool run of the same user once the process is dead (killed). A full /dev/shm or a squatted
