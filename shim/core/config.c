@@ -162,7 +162,7 @@ static void warn_bad(struct warn_ctx *w, const char *name, const char *val, cons
   if (w->fn) w->fn(line, w->arg);
 }
 
-void cg_config_defaults(struct cg_config *c)
+__attribute__((cold)) void cg_config_defaults(struct cg_config *c)
 {
   /* Not memset(c): see struct cg_config. What lies past a count or a terminator is never read. */
   c->only.n = c->only.has_unix = 0;
@@ -191,7 +191,7 @@ void cg_config_defaults(struct cg_config *c)
   c->pystack = 1;
 }
 
-int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void *warn_arg)
+__attribute__((cold)) int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void *warn_arg)
 {
   struct warn_ctx w = { warn, warn_arg, 0 };
   char used[64];

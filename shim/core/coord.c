@@ -571,7 +571,7 @@ void cg_coord_after_fork(void)
   atomic_store(&tab_lock, 0);
 }
 
-void cg_coord_at_exit(void)
+__attribute__((cold)) void cg_coord_at_exit(void)
 {
   struct cg_coord_table *t = tab;
   if (!t || registered_pid != getpid() || !table_lock(t)) return;

@@ -1009,13 +1009,14 @@ void cg_leak_after_fork_child(void)
   for (int w = 0; w < SLOT_WORDS; w++) atomic_store(&slot_bits[w], 0);
 }
 
-void cg_leak_init(void)
+__attribute__((cold)) void cg_leak_init(void)
 {
   static atomic_int done;
   if (!cg_enabled || atomic_exchange(&done, 1)) return;
   /* Even with leak tracking off: the bulk close hooks use the pid to recognise a vfork child
    * (cg_leak_borrowed_memory), which protects the engine's state too. */
-  cg_leak_self_pid();
+  if (!atomic_load_explicit(&self_pid_v, memory_order_relaxed))   /* cg_leak_self_pid(), kept off start-up's text pages */
+    atomic_store_explicit(&self_pid_v, (pid_t)syscall(SYS_getpid), memory_order_relaxed);
   pthread_atfork(NULL, NULL, cg_leak_after_fork_child);
   if (cg_cfg.leaks == CG_LEAKS_OFF) return;
   cg_stats_set_leak(1, cg_cfg.leak_age_ms);

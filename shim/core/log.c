@@ -23,7 +23,7 @@
  * the program closes it inside exit() while an exit report may still come (cg_log_fd_closing). */
 
 static int json;
-static char path_tmpl[CG_PATH_MAX] = "stderr";
+static char path_tmpl[CG_PATH_MAX];   /* bss, not 4 KB of .data: a page written at start-up less */
 static int to_stderr = 1;
 static int path_has_pid;
 
@@ -64,13 +64,13 @@ void cg_log_warning(const char *s, size_t n)
   if (fd >= 0 && write(fd, s, n) < 0) { /* nowhere left to report */ }
 }
 
-void cg_log_configure(const struct cg_config *c)
+__attribute__((cold)) void cg_log_configure(const struct cg_config *c)
 {
   struct stat st;
   if (fstat(2, &st) == 0) { err0_dev = st.st_dev; err0_ino = st.st_ino; err0_known = 1; }
   json = c->log_format == CG_LOG_JSON;
-  if (strcmp(path_tmpl, c->log)) strcpy(path_tmpl, c->log);   /* the default: no page written */
   to_stderr = strcmp(c->log, "stderr") == 0;
+  if (!to_stderr) strcpy(path_tmpl, c->log);   /* read only by open_file, when !to_stderr */
   path_has_pid = strstr(c->log, "%p") != NULL;
 }
 
@@ -86,7 +86,7 @@ static void exit_begins(void *arg) { (void)arg; exiting = 1; }
 static pthread_t main_thread;
 static atomic_int exit_hook;      /* registered (or being registered) on the main thread */
 
-void cg_log_expect_exit_report(void)
+__attribute__((cold)) void cg_log_expect_exit_report(void)
 {
   exit_report = 1;
   main_thread = pthread_self();

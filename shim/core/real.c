@@ -16,7 +16,7 @@ int cg_real_ready(void)
   return atomic_load_explicit(&cg_real_state, memory_order_acquire) == 2;
 }
 
-void cg_real_init(void)
+__attribute__((cold)) void cg_real_init(void)
 {
   if (atomic_load_explicit(&cg_real_state, memory_order_acquire) == 2 || resolving) return;
   int expect = 0;

@@ -54,7 +54,7 @@ int cg_stats_room_slow(const void *p, size_t n)
   return 1;
 }
 
-void cg_stats_set_leak(uint32_t mode, uint32_t age_ms)
+__attribute__((cold)) void cg_stats_set_leak(uint32_t mode, uint32_t age_ms)
 {
   leak_mode_v = mode;
   leak_age_v = age_ms;
@@ -274,7 +274,7 @@ void cg_stats_publish(void)
 }
 
 /* Async-signal-safe: _exit and exec hooks call it. */
-void cg_stats_unpublish(void)
+__attribute__((cold)) void cg_stats_unpublish(void)
 {
   pid_t p = atomic_load_explicit(&published_pid, memory_order_acquire);
   if (!p || p != (pid_t)syscall(SYS_getpid)) return;
@@ -297,7 +297,7 @@ void cg_stats_exec_failed(void)
     atomic_store_explicit(&cg_stats_pending, 1, memory_order_relaxed);
 }
 
-void cg_stats_init(int on)
+__attribute__((cold)) void cg_stats_init(int on)
 {
   /* Nothing in /dev/shm until the first socket: most processes (shells, sleep) never make one. */
   atomic_store_explicit(&cg_stats_pending, on, memory_order_relaxed);
