@@ -5,7 +5,8 @@ $(CLIENT_BIN): $(wildcard tests/clients/*.h)
 $(HOOK_OBJ): $(wildcard shim/hooks/*.h)
 
 # Helper libraries for the robustness tests (tests/clients/lib/*.c -> build/clients/libNAME.so):
-# cgctor (a DT_NEEDED library whose constructor connects) and cgspy (preloaded before the
+# cgctor (a DT_NEEDED library whose constructor connects), cgplant (preloaded after the shim,
+# plants a leak in programs we cannot change) and cgspy (preloaded before the
 # shim, counts calls the shim makes into its own exported names); tests/clients/lib/*.cc are
 # C++ (g++): cgcxx (C++ exceptions in a library a C program dlopen()s late).
 CG_TEST_LIBS := $(patsubst tests/clients/lib/%.c,$(BUILD)/clients/lib%.so,$(wildcard tests/clients/lib/*.c)) \

@@ -9,37 +9,17 @@
 # javac) and util-linux (unshare): the clients of the zero-configuration tests;
 # libpython3.11-testsuite: CPython's own test_subprocess, run under the shim by test_hostile_trace),
 # hostile (make fuzz, check-valgrind: clang with libFuzzer, valgrind), bench (make bench: ab from
-# apache2-utils, curl, strace, valgrind for the anchors).
+# apache2-utils, curl, strace, valgrind for the anchors); lockwait: only wait for the package
+# manager's locks (tests).
 set -e
 stage=${1:-build}
-build_pkgs="gcc make libc6-dev pkg-config libssl-dev check binutils"
-demo_pkgs="python3 curl"
-test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++ strace groff-base python3-requests python3-dev
-  wget redis-tools nodejs postgresql-client default-jdk-headless util-linux libpython3.11-testsuite"
-# socat and git: real runtimes of the leak tests (tests/integration/test_leaks_runtimes.py).
-leak_test_pkgs="socat git"
-hostile_pkgs="clang libclang-rt-14-dev valgrind"
-bench_pkgs="python3 apache2-utils curl strace valgrind"
-case "$stage" in
-  build) want=$build_pkgs ;;
-  demo)  want="$build_pkgs $demo_pkgs" ;;
-  test)  want="$build_pkgs $test_pkgs $leak_test_pkgs" ;;
-  hostile) want="$build_pkgs $test_pkgs $hostile_pkgs" ;;
-  bench) want="$build_pkgs $bench_pkgs" ;;
-  *) echo "deps.sh: unknown stage '$stage'" >&2; exit 2 ;;
-esac
-missing=""
-for p in $want; do
-  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-  case "$st" in *" installed") ;; *) missing="$missing $p" ;; esac
-done
-[ -z "$missing" ] && exit 0
 
 # Another apt-get or dpkg (unattended-upgrades, a second build) may hold the package locks:
 # wait for them, bounded, rather than fail at once. dpkg and apt take fcntl() locks, which
 # /proc/locks lists by inode (fuser is in psmisc, not always installed).
 LOCK_WAIT=${DEPS_LOCK_WAIT:-300}
-locks="/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock"
+# DEPS_LOCKS: other lock files to watch instead (tests).
+locks=${DEPS_LOCKS:-"/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock"}
 lock_held() {
   for f in $locks; do
     [ -e "$f" ] || continue
@@ -60,6 +40,30 @@ wait_locks() {
     waited=$((waited + 1))
   done
 }
+
+build_pkgs="gcc make libc6-dev pkg-config libssl-dev check binutils"
+demo_pkgs="python3 curl"
+test_pkgs="python3 curl netcat-openbsd openssl procps iproute2 g++ strace groff-base python3-requests python3-dev
+  wget redis-tools nodejs postgresql-client default-jdk-headless util-linux libpython3.11-testsuite"
+# socat and git: real runtimes of the leak tests (tests/integration/test_leaks_runtimes.py).
+leak_test_pkgs="socat git"
+hostile_pkgs="clang libclang-rt-14-dev valgrind"
+bench_pkgs="python3 apache2-utils curl strace valgrind"
+case "$stage" in
+  build) want=$build_pkgs ;;
+  demo)  want="$build_pkgs $demo_pkgs" ;;
+  test)  want="$build_pkgs $test_pkgs $leak_test_pkgs" ;;
+  hostile) want="$build_pkgs $test_pkgs $hostile_pkgs" ;;
+  bench) want="$build_pkgs $bench_pkgs" ;;
+  lockwait) wait_locks; exit 0 ;;   # only the wait (tests)
+  *) echo "deps.sh: unknown stage '$stage'" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  case "$st" in *" installed") ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "connguard: installing missing Debian packages:$missing" >&2

@@ -69,12 +69,12 @@ def report(text, fmt="text", pid=None, held=False):
     return leaks, sums
 
 
-def run(cmd, env=None, fmt="text", timeout=60):
+def run(cmd, env=None, fmt="text", timeout=60, input=None):
     """p.leaks: the leak records; p.held: the open_at_exit ones (CONNGUARD_LEAKS=all)."""
     e = dict(env or {})
     if fmt == "json":
         e["CONNGUARD_LOG_FORMAT"] = "json"
-    p = cglib.run(cmd, env=e, timeout=timeout)
+    p = cglib.run(cmd, env=e, timeout=timeout, input=input)
     p.leaks, p.sums = report(p.err, fmt)
     allrecs, _ = report(p.err, fmt, held=True)
     p.held = [r for r in allrecs if r["event"] == "open_at_exit"]

@@ -134,7 +134,33 @@ def _http_server():
     return srv, port
 
 
-def test_git_clean():
+def _plant_env(close_port):
+    """The program's environment with cgplant preloaded after the shim: one CLOSE_WAIT socket
+    made in a library constructor, never closed."""
+    lib = os.path.join(cglib.BUILD, "clients", "libcgplant.so")
+    return {"LD_PRELOAD": cglib.env_for()["LD_PRELOAD"] + " " + lib, "CG_PLANT_PORT": close_port,
+            "CONNGUARD_LEAK_EXITCODE": "23"}
+
+
+def _planted_in(cmd, ok, rc=0, **kw):
+    """cmd with one leak planted in each of its processes (git runs helpers, which inherit the
+    preload): in each, that one is reported, with its peer, and nothing of the program's own;
+    an exit status of 0 (rc, the program's own) becomes CONNGUARD_LEAK_EXITCODE's, another stays."""
+    with Servers() as srv:
+        p = leaklib.run(cmd, env=_plant_env(srv.close), **kw)
+    check(ok(p), "the program's own result", got="rc=%d out=%r err=%r" % (p.returncode, p.out[:200], p.err))
+    check(p.returncode == (23 if rc == 0 else rc), "CONNGUARD_LEAK_EXITCODE applies to a 0 status only", got=p.err)
+    pids = sorted({r["pid"] for r in p.leaks})
+    check(pids and len(p.leaks) == len(pids), "exactly one leak record per process", got=p.err)
+    for r in p.leaks:
+        check(r["sockets"] == 1 and r["state"] == ["CLOSE_WAIT"] and r["reason"] == ["peer_closed"],
+              "the planted one", got=p.err)
+        check(r["peer"][0].endswith(":%d" % srv.close), "its peer", got=p.err)
+    check(sorted(s["pid"] for s in p.sums) == pids and all((s["groups"], s["sockets"]) == (1, 1) for s in p.sums),
+          "one summary per process, one socket each", got=p.err)
+
+
+def test_git_clean_and_planted():
     """git over http (libcurl): its socketpair is held at both ends to the end."""
     if not shutil.which("git"):
         raise cglib.Skip("git not installed")
@@ -147,10 +173,11 @@ def test_git_clean():
     a = leaklib.run(["git", "ls-remote", url], env={"CONNGUARD_LEAKS": "all"})
     check(a.leaks == [] and any("socketpair" in r["reason"] for r in a.held),
           "CONNGUARD_LEAKS=all lists the socketpair", got=a.err)
+    _planted_in(["git", "ls-remote", url], lambda p: p.out == bare.out, rc=bare.returncode)
     cglib.stop(srv)
 
 
-def test_socat_clean():
+def test_socat_clean_and_planted():
     """socat keeps its own socketpair and, after the exchange, a connection both sides ended."""
     if not shutil.which("socat"):
         raise cglib.Skip("socat not installed")
@@ -165,4 +192,5 @@ def test_socat_clean():
     recs, sums = leaklib.report(a.err, held=True)
     check(recs and all(r["event"] == "open_at_exit" for r in recs), "CONNGUARD_LEAKS=all: listed, none a leak", got=a.err)
     check(any("socketpair" in r["reason"] for r in recs), "socat's socketpair", got=a.err)
+    _planted_in(cmd, lambda p: p.out.startswith("HTTP/1.0 200"), input=req)
     cglib.stop(srv)
