@@ -279,3 +279,39 @@ def test_another_users_processes_neither_see_nor_touch_the_table():
         check(not users & set(p.pid for p in other) and others, "nobody's table removed by its last user",
               got=(sorted(users), others))
 
+
+
+def test_destination_state_in_stat_and_metrics():
+    """While three processes wait on a dead port, `connguard stat PID` names the destination as
+    open and `connguard metrics` exports its series (state, attempts, failures, probes, waiters)
+    under its own label; after they give up, the table is gone with its last user."""
+    import toolutil as tu
+    port = cglib.free_port()
+    env = dict(CROWD_ENV, CONNGUARD_DEADLINE_MS="4000", CONNGUARD_COORDINATE="on")
+    procs = [cglib.spawn([os.path.join(CLIENTS, "conn_blocking"), "127.0.0.1", str(port)], env=env, preload=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    try:
+        dst = "127.0.0.1:%d" % port
+        series = {}
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            time.sleep(0.3)
+            m = tu.tool(["metrics"])
+            series = {k: float(v) for k, v in re.findall(
+                r'^(connguard_destination_\w+)\{dst="%s"\} (\S+)$' % re.escape(dst), m.out, re.M)}
+            if series.get("connguard_destination_open") == 1 and series.get("connguard_destination_waiters", 0) >= 1:
+                break
+        check(series.get("connguard_destination_open") == 1, "metrics: the destination's breaker is open", got=m.out)
+        for k in ("attempts_total", "failures_total", "probes_total"):
+            check(series.get("connguard_destination_" + k, 0) >= 1, "metrics: %s counted" % k, got=m.out)
+        check(series["connguard_destination_failures_total"] == series["connguard_destination_attempts_total"],
+              "metrics: every attempt failed", got=m.out)
+        check(series.get("connguard_destination_waiters", 0) >= 1, "metrics: processes waiting for the probe",
+              got=m.out)
+        s = tu.tool(["stat", str(procs[0].pid)])
+        check(s.returncode == 0 and re.search(r"%s\b.*\bopen\b" % re.escape(dst), s.out), "stat: the destination, open",
+              got=s.out + s.err)
+    finally:
+        for p in procs:
+            p.communicate(timeout=30)
+    check(all(p.returncode != 0 for p in procs), "each gave up on the dead port")
