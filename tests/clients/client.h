@@ -243,13 +243,23 @@ static __attribute__((unused)) int make_socket(int family, int nonblock)
       ll = sizeof *a;
     }
     /* An explicit port (found free with a scratch socket): the kernel keeps a port the program
-     * chose across a failed attempt, and so must the retries. */
-    int scratch = socket(family, SOCK_STREAM, 0);
-    struct sockaddr_storage tmp = ls;
-    socklen_t tl = ll;
-    if (bind(scratch, (struct sockaddr *)&tmp, tl) < 0) { perror("bind"); exit(2); }
-    getsockname(scratch, (struct sockaddr *)&tmp, &tl);
-    close(scratch);
+     * chose across a failed attempt, and so must the retries. Never the destination's port:
+     * the test just freed it, the kernel may hand it out again, and a connect from a loopback
+     * port to itself with no listener "succeeds" (TCP simultaneous open). */
+    struct sockaddr_storage tmp;
+    socklen_t tl;
+    int scratches[8], ns = 0;
+    for (;;) {
+      int scratch = socket(family, SOCK_STREAM, 0);
+      tmp = ls;
+      tl = ll;
+      if (bind(scratch, (struct sockaddr *)&tmp, tl) < 0) { perror("bind"); exit(2); }
+      getsockname(scratch, (struct sockaddr *)&tmp, &tl);
+      int p = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&tmp)->sin6_port : ((struct sockaddr_in *)&tmp)->sin_port);
+      scratches[ns++] = scratch;
+      if (p != atoi(O.port) || ns == 8) break;   /* the held scratch keeps the next bind off it */
+    }
+    while (ns > 0) close(scratches[--ns]);
     if (family == AF_INET6) ((struct sockaddr_in6 *)&ls)->sin6_port = ((struct sockaddr_in6 *)&tmp)->sin6_port;
     else ((struct sockaddr_in *)&ls)->sin_port = ((struct sockaddr_in *)&tmp)->sin_port;
     if (bind(fd, (struct sockaddr *)&ls, ll) < 0) { perror("bind"); exit(2); }
