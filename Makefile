@@ -11,14 +11,22 @@ WARN    := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wstrict-prot
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -Ishim -Ishim/core
 # initial-exec TLS: the shim is loaded at start-up, and its few thread-locals are read on every hook.
-# -fdata-sections + --sort-section=alignment: the large (32-byte aligned) tables go first and the
-# small variables that start-up touches end up together on one or two pages; each page a
-# process first writes costs a page fault (~5-10 us on these VMs), so scattered flags cost
-# start-up time (docs/design.md, "Start-up").
+# Start-up (docs/design.md, "Start-up"): every page a process first writes costs it a page fault,
+# ~25 us on these VMs, and so does each extra mapping. -fdata-sections + --sort-section=alignment
+# put the configuration first in .data and the variables start-up writes (startup.h) after it,
+# on the page the loader writes anyway; the big tables go first in .bss, never touched before the
+# first socket. -z noseparate-code: two mappings instead of four (text and read-only data share
+# one). -z norelro: relocated data and .data on one written page instead of two, and no mprotect;
+# what RELRO would guard here is a handful of pointers, next to the writable table of the real
+# functions and the lazily bound PLT entries that stay writable under RELRO anyway.
+# -nostartfiles: no crtbegin/crtend, whose exit-time destructor writes a flag at the very end of
+# .bss (a page fault at every exit); constructors still run from .init_array, and hooks/init.c
+# defines the __dso_handle that crtbegin would.
 SHIM_CFLAGS := $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exec -pthread -fdata-sections $(EXTRA_CFLAGS)
 # The shim links nothing but libc/libdl: libgcc_s is dlopen()ed privately at the first stack capture,
 # libssl resolved at run time.
-SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,--no-undefined -Wl,-z,nodelete -Wl,--sort-section=alignment $(EXTRA_LDFLAGS)
+SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,--no-undefined -Wl,-z,nodelete -Wl,--sort-section=alignment \
+                -Wl,-z,noseparate-code -Wl,-z,norelro -nostartfiles $(EXTRA_LDFLAGS)
 SHIM_LIBS := -ldl -pthread
 
 CORE_SRC  := $(sort $(wildcard shim/core/*.c))

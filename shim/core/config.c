@@ -164,39 +164,20 @@ static void warn_bad(struct warn_ctx *w, const char *name, const char *val, cons
 
 __attribute__((cold)) void cg_config_defaults(struct cg_config *c)
 {
-  /* Not memset(c): see struct cg_config. What lies past a count or a terminator is never read. */
-  c->only.n = c->only.has_unix = 0;
-  c->skip.n = c->skip.has_unix = 0;
-  memset(&c->disable, 0, offsetof(struct cg_config, log) - offsetof(struct cg_config, disable));
-  c->suppressions[0] = 0;
-  c->retries = CG_RETRIES_NONE;
-  c->backoff_ms = 100;
-  c->backoff_max_ms = 2000;
-  c->jitter = CG_JITTER_EQUAL;
-  c->connect_timeout_ms = 5000;
-  c->deadline_ms = 10000;
-  c->retry_on = CG_CLASS_REFUSED | CG_CLASS_TIMEOUT;
-  strcpy(c->log, "stderr");
-  c->log_format = CG_LOG_TEXT;
-  c->stack_depth = 16;
-  c->leaks = CG_LEAKS_EXIT;
-  c->leak_exitcode = 0;
-  c->leak_age_ms = 30000;
-  c->stats = 1;
-  c->tls = 1;
-  c->watchdog = 1;
-  c->coordinate = 1;
-  c->coord_dests = 256;
-  c->coord_keep_ms = 60000;
-  c->pystack = 1;
+  *c = (struct cg_config)CG_CONFIG_INIT;
 }
 
 __attribute__((cold)) int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void *warn_arg)
 {
+  cg_config_defaults(c);
+  return cg_config_apply(c, get, warn, warn_arg);
+}
+
+__attribute__((cold)) int cg_config_apply(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void *warn_arg)
+{
   struct warn_ctx w = { warn, warn_arg, 0 };
   char used[64];
   const char *v;
-  cg_config_defaults(c);
 
 #define GET(name) (v = get("CONNGUARD_" #name))
 #define USED_DEFAULT(name) default_of(#name)

@@ -22,10 +22,6 @@ enum cg_leaks { CG_LEAKS_OFF, CG_LEAKS_EXIT, CG_LEAKS_ALL };
 #define CG_LAST_SLOT_MAX_MS 250
 #define CG_PATH_MAX 4096
 
-/* Laid out for start-up: cg_config_defaults writes the scalars, the pattern counts and the
- * first bytes of each path, not the 16 KB (every page of the shim's copy first written is a
- * page fault in every process). only's counts end its table, just before the scalars and
- * log's first bytes; skip's counts end its table, just before suppressions. */
 struct cg_config {
   struct cg_patterns only;
   int disable;
@@ -54,10 +50,24 @@ typedef const char *(*cg_getenv_fn)(const char *name);
 /* Receives each warning line (no trailing newline). */
 typedef void (*cg_warn_fn)(const char *line, void *arg);
 
+/* The defaults (cg_vars.h), as a static initialiser: the shim's copy starts with them in its
+ * data and is never written unless a variable is set (every page first written is a page fault
+ * in every process). */
+#define CG_CONFIG_INIT { \
+    .retries = CG_RETRIES_NONE, .backoff_ms = 100, .backoff_max_ms = 2000, \
+    .jitter = CG_JITTER_EQUAL, .connect_timeout_ms = 5000, .deadline_ms = 10000, \
+    .retry_on = CG_CLASS_REFUSED | CG_CLASS_TIMEOUT, .log_format = CG_LOG_TEXT, \
+    .stack_depth = 16, .leaks = CG_LEAKS_EXIT, .leak_age_ms = 30000, .stats = 1, .tls = 1, \
+    .watchdog = 1, .coordinate = 1, .coord_dests = 256, .coord_keep_ms = 60000, .pystack = 1, \
+    .log = "stderr" }
+
 void cg_config_defaults(struct cg_config *c);
 /* Fills c from the environment; every bad value gives exactly one warn() call naming the
  * variable and the value used instead. Returns the number of warnings. Never fails. */
 int cg_config_load(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void *warn_arg);
+/* The same over what c already holds (the defaults, for the shim's copy): writes only what a
+ * variable sets. */
+int cg_config_apply(struct cg_config *c, cg_getenv_fn get, cg_warn_fn warn, void *warn_arg);
 
 /* Individual parsers, exported for tests. Return 0 on success, -1 on a bad value. */
 int cg_parse_count(const char *s, unsigned max, unsigned *out);

@@ -1,5 +1,6 @@
 /* Shared per-destination retry schedule (coord.h). Reached only after a real attempt failed. */
 #include "coord.h"
+#include "startup.h"
 #include "clock.h"
 #include "fmt.h"
 #include "log.h"
@@ -28,11 +29,11 @@
 static const struct cg_config unconfigured;
 static const struct cg_config *cfgp = &unconfigured;
 #define cfg (*cfgp)
-static int configured;
+static int configured CG_STARTUP_DATA;
 static char path_override[256];
 
 /* The mapping: made once, kept for the life of the process (tickets point into it). */
-static struct cg_coord_table *tab;
+static struct cg_coord_table *tab CG_STARTUP_DATA;   /* read at every exit */
 static size_t tab_size;
 static atomic_int tab_lock;           /* process-local: one thread maps at a time */
 static int tab_failed;                /* unavailable for this process: do not try again */

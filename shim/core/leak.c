@@ -1,4 +1,6 @@
 #include "leak.h"
+#include "rawsys.h"
+#include "startup.h"
 #include "clock.h"
 #include "log.h"
 #include "pystack.h"
@@ -27,7 +29,7 @@
 /* Cached for the creation path; refreshed in the fork child. close() does not trust it: a
  * vfork()ed child (python's subprocess) shares this memory and must not untrack the parent's
  * sockets when it closes its copies before exec. */
-static atomic_int self_pid_v;
+static atomic_int self_pid_v CG_STARTUP_DATA;
 
 pid_t cg_leak_self_pid(void)
 {
@@ -219,7 +221,7 @@ static void set_peer(struct cg_fd *e, const struct sockaddr *sa, socklen_t len)
 /* Set once the process (or a parent before fork) tracked a socket: the exit report of a process
  * that never did (sh, sleep, true) skips the walk of the fd table, whose untouched pages would
  * each cost a page fault. */
-static atomic_int tracked_ever;
+static atomic_int tracked_ever CG_STARTUP_DATA;   /* read at every exit */
 
 /* Records a socket fd in e. src: the entry it is a dup of (kind, peer copied), or NULL. */
 /* ---------- identity ----------
@@ -984,7 +986,8 @@ done:
 
 /* ---------- exit and fork ---------- */
 
-static void at_exit(int status, void *arg)
+/* cold: next to the constructor on the text pages every process maps, not a page of its own. */
+__attribute__((cold)) static void at_exit(int status, void *arg)
 {
   (void)arg;
   if (!cg_enabled || cg_cfg.leaks == CG_LEAKS_OFF) return;
@@ -1011,13 +1014,13 @@ void cg_leak_after_fork_child(void)
 
 __attribute__((cold)) void cg_leak_init(void)
 {
-  static atomic_int done;
+  static atomic_int done CG_STARTUP_DATA;
   if (!cg_enabled || atomic_exchange(&done, 1)) return;
   /* Even with leak tracking off: the bulk close hooks use the pid to recognise a vfork child
    * (cg_leak_borrowed_memory), which protects the engine's state too. */
   if (!atomic_load_explicit(&self_pid_v, memory_order_relaxed))   /* cg_leak_self_pid(), kept off start-up's text pages */
-    atomic_store_explicit(&self_pid_v, (pid_t)syscall(SYS_getpid), memory_order_relaxed);
-  pthread_atfork(NULL, NULL, cg_leak_after_fork_child);
+    atomic_store_explicit(&self_pid_v, (pid_t)cg_sys6(SYS_getpid, 0, 0, 0, 0, 0, 0), memory_order_relaxed);
+  cg_atfork_child(cg_leak_after_fork_child);
   if (cg_cfg.leaks == CG_LEAKS_OFF) return;
   cg_stats_set_leak(1, cg_cfg.leak_age_ms);
   cg_log_expect_exit_report();

@@ -1,4 +1,6 @@
 #include "log.h"
+#include "rawsys.h"
+#include "startup.h"
 #include "clock.h"
 #include "fdutil.h"
 #include "policy.h"
@@ -22,17 +24,17 @@
  * the file the program started with. The one exception is a copy of that stderr taken when
  * the program closes it inside exit() while an exit report may still come (cg_log_fd_closing). */
 
-static int json;
+static int json CG_STARTUP_DATA;
 static char path_tmpl[CG_PATH_MAX];   /* bss, not 4 KB of .data: a page written at start-up less */
 static int to_stderr = 1;
-static int path_has_pid;
+static int path_has_pid CG_STARTUP_DATA;
 
 /* fd 2 as the program started. */
-static dev_t err0_dev;
-static ino_t err0_ino;
-static int err0_known;
+static dev_t err0_dev CG_STARTUP_DATA;
+static ino_t err0_ino CG_STARTUP_DATA;
+static int err0_known CG_STARTUP_DATA;
 static int err_copy = -1;        /* copy of that stderr, see cg_log_fd_closing */
-static int exit_report;          /* an exit report may come (leak tracking at exit) */
+static int exit_report CG_STARTUP_DATA;         /* an exit report may come (leak tracking at exit) */
 
 /* The last write to the destination was cut short (ENOSPC, a full pipe): the next record
  * starts with a newline so that one line is lost, not two. Per destination. */
@@ -67,11 +69,23 @@ void cg_log_warning(const char *s, size_t n)
 __attribute__((cold)) void cg_log_configure(const struct cg_config *c)
 {
   struct stat st;
-  if (fstat(2, &st) == 0) { err0_dev = st.st_dev; err0_ino = st.st_ino; err0_known = 1; }
+#if defined(__x86_64__)
+  /* fstat(2) is fstatat(2, "", AT_EMPTY_PATH) in glibc: the kernel reads that "" from a page of
+   * libc's that no process touched yet, a page fault at every start. Same struct stat on x86-64. */
+  long r = cg_sys6(SYS_fstat, 2, (long)&st, 0, 0, 0, 0);
+#else
+  int r = fstat(2, &st);
+#endif
+  if (r == 0) { err0_dev = st.st_dev; err0_ino = st.st_ino; err0_known = 1; }
   json = c->log_format == CG_LOG_JSON;
-  to_stderr = strcmp(c->log, "stderr") == 0;
+  /* Compared byte by byte, not with strcmp and strstr: their string literals would be the one
+   * read of .rodata at start-up, a page fault in every process (startup.h). */
+  const char *l = c->log;
+  to_stderr = l[0] == 's' && l[1] == 't' && l[2] == 'd' && l[3] == 'e' && l[4] == 'r' && l[5] == 'r' && !l[6];
   if (!to_stderr) strcpy(path_tmpl, c->log);   /* read only by open_file, when !to_stderr */
-  path_has_pid = strstr(c->log, "%p") != NULL;
+  path_has_pid = 0;
+  for (; *l; l++)
+    if (l[0] == '%' && l[1] == 'p') path_has_pid = 1;
 }
 
 int cg_log_json(void) { return json; }
@@ -83,7 +97,7 @@ extern void *__dso_handle;
 static volatile int exiting;
 static void exit_begins(void *arg) { (void)arg; exiting = 1; }
 
-static pthread_t main_thread;
+static pthread_t main_thread CG_STARTUP_DATA;
 static atomic_int exit_hook;      /* registered (or being registered) on the main thread */
 
 __attribute__((cold)) void cg_log_expect_exit_report(void)

@@ -1,4 +1,5 @@
 #include "stats.h"
+#include "startup.h"
 #include "log.h"
 #include "shm.h"
 #include "policy.h"
@@ -20,7 +21,7 @@
 static struct cg_stats private_stats;
 struct cg_stats *_Atomic cg_stats = &private_stats;
 atomic_uint cg_stats_gen;
-static uint32_t leak_mode_v, leak_age_v;
+static uint32_t leak_mode_v CG_STARTUP_DATA, leak_age_v CG_STARTUP_DATA;
 
 /* Everything before leaks[]: the slots and stacks are only ever written in a published segment,
  * so copies and resets leave them alone (touching them would cost each process a megabyte of
@@ -156,12 +157,12 @@ unsigned cg_stats_reap(unsigned max_checks, unsigned max_batches)
 static char published_path[96];
 /* Read without the lock by cg_stats_publish's fast check; written under publish_busy, after
  * cg_stats (release: a thread that sees its pid sees the segment). */
-static atomic_int published_pid;  /* the file at published_path is this process's */
+static atomic_int published_pid CG_STARTUP_DATA;  /* read at every exit; the file at published_path is this process's */
 static pid_t mapped_pid;         /* cg_stats is a shared mapping made by this pid */
 static atomic_int publish_busy;   /* the publication lock (never waited for by its holder) */
 static __thread int publish_mine; /* this thread holds publish_busy: a signal handler's socket */
 static int warned;
-atomic_int cg_stats_pending;
+atomic_int cg_stats_pending CG_STARTUP_DATA;
 atomic_int cg_stats_exec_pending;
 
 /* The head's counters, read one word at a time: other threads may be adding to them while we

@@ -5,6 +5,10 @@
 #include "stats.h"
 #include "coord.h"
 
+/* The shim is linked without crtbegin (Makefile): this is the handle it would give, which
+ * pthread_atfork and __cxa_thread_atexit_impl record our handlers under. */
+__attribute__((visibility("hidden"))) void *__dso_handle = &__dso_handle;
+
 __attribute__((constructor(101))) static void cg_ctor(void)
 {
   cg_init();

@@ -6,6 +6,7 @@
  * its hooks fall back to syscall(): no call back into them). x86-64 only; elsewhere libc's. */
 #include "hook.h"
 #include "log.h"
+#include "rawsys.h"
 #include <linux/close_range.h>
 #include <stdarg.h>
 
@@ -36,10 +37,7 @@ CG_EXPORT long syscall(long nr, ...)
     cg_forget_range((unsigned)a, (unsigned)b);
     break;
   }
-  long r;
-  register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
-  __asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory");
+  long r = cg_sys6(nr, a, b, c, d, e, f);
   if ((unsigned long)r > -4096UL) { errno = (int)-r; return -1; }
   return r;
 }

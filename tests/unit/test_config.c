@@ -4,6 +4,7 @@
 #include "config.h"
 #include "cg_vars.h"
 #include <stdio.h>
+#include <sys/mman.h>
 
 /* ---- a fake environment and a warning collector ---- */
 
@@ -100,6 +101,29 @@ START_TEST(defaults_without_environment)
   env_clear();
   ck_assert_int_eq(load(), 0);
   assert_defaults_except(NULL);
+}
+END_TEST
+
+/* The shim's copy starts as CG_CONFIG_INIT in .data and is applied to, not reset: a process that
+ * sets no variable must not write a byte of it (each page written is a page fault at every
+ * start-up). Read-only pages make any write a crash. */
+START_TEST(apply_without_environment_writes_nothing)
+{
+  static const struct cg_config init = CG_CONFIG_INIT;
+  struct cg_config d;
+  cg_config_defaults(&d);
+  ck_assert_msg(memcmp(&d, &init, sizeof d) == 0, "cg_config_defaults and CG_CONFIG_INIT differ");
+  size_t len = (sizeof d + 4095) & ~(size_t)4095;
+  struct cg_config *ro = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ck_assert_ptr_ne(ro, MAP_FAILED);
+  memcpy(ro, &init, sizeof init);
+  ck_assert_int_eq(mprotect(ro, len, PROT_READ), 0);
+  env_clear();
+  nwarn = 0;
+  ck_assert_int_eq(cg_config_apply(ro, fake_getenv, collect, NULL), 0);
+  ck_assert_int_eq(nwarn, 0);
+  ck_assert_msg(memcmp(ro, &init, sizeof init) == 0, "apply changed the defaults");
+  munmap(ro, len);
 }
 END_TEST
 
@@ -525,6 +549,7 @@ static Suite *suite(void)
   TCase *t = tcase_create("config");
   tcase_add_test(t, defaults_without_environment);
   tcase_add_test(t, defaults_match_cg_vars);
+  tcase_add_test(t, apply_without_environment_writes_nothing);
   tcase_add_test(t, counts_good);
   tcase_add_test(t, counts_bad_keep_default);
   tcase_add_test(t, durations_good);
