@@ -4,7 +4,7 @@
 # Tools it drives (ab, curl, strace, valgrind) come from `scripts/deps.sh bench`; one that cannot be
 # installed skips its row, and no figure fails the build: speed is reported here, not tested.
 BENCH_BIN := $(addprefix $(BUILD)/clients/,bench_loop bench_httpd bench_spawn bench_sockmem \
-               bench_connect bench_openclose tls_bench)
+               bench_connect bench_openclose tls_bench libcgempty.so)
 
 bench: all $(BENCH_BIN)
 	@scripts/deps.sh bench || echo "make bench: going on without them; their rows are skipped" >&2

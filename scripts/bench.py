@@ -321,11 +321,18 @@ class Bench:
     def startup(self):
         n = 100 if self.quick else 300
         prog = "/bin/true"
-        out = run([os.path.join(CLIENTS, "bench_spawn"), str(n), SHIM, prog]).split()
+        empty = os.path.join(CLIENTS, "libcgempty.so")
+        ref = ["-r", empty] if os.path.exists(empty) else []
+        out = run([os.path.join(CLIENTS, "bench_spawn")] + ref + [str(n), SHIM, prog]).split()
         a, b, ca, cb = (float(x) for x in out[:4])
         delta = (b - a) / 1e3
         self.add("start-up of /bin/true, median of %d each" % n, "%.0f us" % (a / 1e3), "%.0f us" % (b / 1e3),
                  "%+.0f us" % delta, "", "<= +100 us", self.verdict(delta, 100.0), "%+.0f us" % ((cb - ca) / 1e3))
+        if len(out) >= 6:
+            r, cr = float(out[4]), float(out[5])
+            self.notes.append("start-up floor: an empty library preloaded instead (libcgempty.so, same rotation) costs "
+                      "%+.0f us wall, %+.0f us CPU; the shim costs %+.0f us wall, %+.0f us CPU over it"
+                      % ((r - a) / 1e3, (cr - ca) / 1e3, (b - r) / 1e3, (cb - cr) / 1e3))
 
     def sockmem(self):
         n = 10000
