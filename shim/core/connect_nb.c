@@ -173,8 +173,10 @@ static void start_attempt(int fd, struct cg_fd *e)
 int64_t cg_nb_tick(void)
 {
   int64_t next = INF, now = cg_mono_ns();
-  /* Every slot, not a prefix: one fd left out could sleep hidden in the program's poll. */
-  for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
+  /* Every slot in use, not a prefix of them: one fd left out could sleep hidden in the
+   * program's poll. */
+  int span = cg_active_span();
+  for (int i = 0; i < span; i++) {
     int fd = cg_active_at(i);
     if (fd < 0) continue;
     struct cg_fd *e = cg_fd_peek(fd);

@@ -149,7 +149,8 @@ int cg_select(int nfds, fd_set *rs, fd_set *ws, fd_set *xs, struct timeval *tv,
 /* The fd an epoll event belongs to, among the active ones (epoll gives back only data). */
 static int epoll_owner(int epfd, uint64_t data)
 {
-  for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
+  int span = cg_active_span();
+  for (int i = 0; i < span; i++) {
     int fd = cg_active_at(i);
     if (fd < 0) continue;
     struct cg_fd *e = cg_fd_peek(fd);

@@ -13,6 +13,7 @@ struct cg_fd *_Atomic cg_fd_chunks[CG_FD_MAX_CHUNKS];
 atomic_int cg_active_count;
 
 atomic_int cg_active_fds[CG_ACTIVE_SLOTS];   /* fd + 1, 0 = free */
+atomic_int cg_active_hi;
 
 struct cg_fd *cg_fd_get(int fd, int create)
 {
@@ -108,9 +109,12 @@ void cg_fd_unlock(struct cg_fd *e)
 int cg_active_add(int fd)
 {
   for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
+    if (atomic_load_explicit(&cg_active_fds[i], memory_order_relaxed) != 0) continue;
+    /* The span first: a walk that sees the slot filled also sees a span that covers it. */
+    int hi = atomic_load_explicit(&cg_active_hi, memory_order_relaxed);
+    while (hi < i + 1 && !atomic_compare_exchange_weak(&cg_active_hi, &hi, i + 1)) {}
     int expect = 0;
-    if (atomic_load_explicit(&cg_active_fds[i], memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_strong(&cg_active_fds[i], &expect, fd + 1)) {
+    if (atomic_compare_exchange_strong(&cg_active_fds[i], &expect, fd + 1)) {
       atomic_fetch_add(&cg_active_count, 1);
       return 1;
     }
@@ -120,7 +124,8 @@ int cg_active_add(int fd)
 
 void cg_active_del(int fd)
 {
-  for (int i = 0; i < CG_ACTIVE_SLOTS; i++) {
+  int span = cg_active_span();
+  for (int i = 0; i < span; i++) {
     int expect = fd + 1;
     if (atomic_load_explicit(&cg_active_fds[i], memory_order_relaxed) == fd + 1 &&
         atomic_compare_exchange_strong(&cg_active_fds[i], &expect, 0)) {

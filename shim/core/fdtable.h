@@ -119,9 +119,18 @@ void cg_fd_unlock(struct cg_fd *e);
 #define CG_ACTIVE_SLOTS 1024
 extern atomic_int cg_active_count;
 extern atomic_int cg_active_fds[CG_ACTIVE_SLOTS];
+/* One past the highest slot ever taken: slots are taken lowest first, so with a few connects in
+ * flight the walks below look at a few slots, not 1024 (per epoll_wait, and per event). Never
+ * lowered, so no slot in use is ever beyond it; raised before the slot is filled. */
+extern atomic_int cg_active_hi;
 int cg_active_add(int fd);     /* 0 when the set is full */
 void cg_active_del(int fd);
-/* The fd in slot i of the set, or -1. Walk i over [0, CG_ACTIVE_SLOTS). */
+/* How many slots a walk of the set must look at: walk i over [0, cg_active_span()). */
+static inline int cg_active_span(void)
+{
+  return atomic_load_explicit(&cg_active_hi, memory_order_acquire);
+}
+/* The fd in slot i of the set, or -1. */
 static inline int cg_active_at(int i)
 {
   return atomic_load_explicit(&cg_active_fds[i], memory_order_relaxed) - 1;
