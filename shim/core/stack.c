@@ -106,7 +106,9 @@ static int unwinder_ready(void)
  * A hit is accepted only when every return address of the cached stack is still in its slot
  * on the stack (slot = the frame's CFA - 8 on x86_64, checked when the entry is made) and no
  * library was unloaded since (dl_iterate_phdr's dlpi_subs): a fork child, another caller
- * with the same depth, code replaced at the same address all get a fresh capture. Shared by
+ * with the same depth, code replaced at the same address all get a fresh capture. Several
+ * stacks may be cached under one key (the ways of its set): two callers at the same depth
+ * taken in turn (the two ends of a socketpair) would otherwise unwind at every call. Shared by
  * all threads, lock-free (a sequence count per entry), no allocation: signal-safe for hits.
  * docs/design.md, "Stacks", says what this cannot see. */
 #define CS_ENTRIES 1024                   /* power of two */
@@ -182,15 +184,17 @@ CG_READS_FRAMES static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint64
     if (n > CS_RAW) continue;
     for (uint32_t i = 0; i < n; i++) { off[i] = LD(e->off[i]); val[i] = LD(e->val[i]); }
     if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1) continue;
-    if (emax != (uint32_t)max) return 0;
-    if (egen != gen) { atomic_fetch_add_explicit(&cs_unloaded, 1, memory_order_relaxed); return 0; }
+    /* Not this one: another way may hold another stack seen from the same key (two callers
+     * at the same depth, taken in turn, must not evict each other at every call). */
+    if (emax != (uint32_t)max) continue;
+    if (egen != gen) { atomic_fetch_add_explicit(&cs_unloaded, 1, memory_order_relaxed); continue; }
     /* Slots ascend from fp: all lie in this thread's live stack as long as the frames below
      * match (the first mismatch stops the walk). */
-    for (uint32_t i = 0; i < n; i++) {
-      if (off[i] >= CS_MAX_OFF || *(const uintptr_t *)(fp + off[i]) != val[i]) {
-        atomic_fetch_add_explicit(&cs_moved, 1, memory_order_relaxed);
-        return 0;
-      }
+    uint32_t i = 0;
+    while (i < n && off[i] < CS_MAX_OFF && *(const uintptr_t *)(fp + off[i]) == val[i]) i++;
+    if (i < n) {
+      atomic_fetch_add_explicit(&cs_moved, 1, memory_order_relaxed);
+      continue;
     }
     *id = eid;
     if (pcs) *npcs = cs_pcs(val, ours, (int)n, pcs, max);
@@ -204,14 +208,20 @@ static void cs_store(uintptr_t fp, uintptr_t ra, int max, uint64_t gen, uint32_t
                      const uintptr_t *val, const uint32_t *off, const uint64_t ours[2], int n)
 {
   unsigned h = cs_hash(fp, ra);
-  struct cs_entry *victim = NULL;
+  struct cs_entry *victim = NULL, *empty = NULL;
   for (int w = 0; w < CS_WAYS; w++) {
     struct cs_entry *e = &cs_tab[(h + (unsigned)w) & (CS_ENTRIES - 1)];
     uintptr_t efp = LD(e->fp);
-    if (efp == fp && LD(e->ra) == ra) { victim = e; break; }   /* replace the stale one */
-    if (!victim && !efp) victim = e;
+    /* Same key, made before an unload or for another depth: of no use any more, replaced.
+     * Same key and still valid (another caller at this depth): kept beside this one. */
+    if (efp == fp && LD(e->ra) == ra && (LD(e->gen) != gen || LD(e->max) != (uint32_t)max)) { victim = e; break; }
+    if (!empty && !efp) empty = e;
   }
-  if (!victim) victim = &cs_tab[(h + (unsigned)((fp >> 4) % CS_WAYS)) & (CS_ENTRIES - 1)];
+  if (!victim) victim = empty;
+  if (!victim) {
+    unsigned turn = (unsigned)atomic_load_explicit(&cs_misses, memory_order_relaxed);
+    victim = &cs_tab[(h + (unsigned)(((fp >> 4) + turn) % CS_WAYS)) & (CS_ENTRIES - 1)];
+  }
   struct cs_entry *e = victim;
   unsigned s = atomic_load_explicit(&e->seq, memory_order_relaxed);
   /* Someone (another thread, or the code this signal handler interrupted) is writing it. */
