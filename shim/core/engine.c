@@ -132,9 +132,9 @@ void cg_after_fork_child(void)
 {
   cg_log_after_fork();
   cg_fallback_after_fork();
-  for (int c = 0; c < CG_FD_MAX_CHUNKS; c++) {
+  for (int c = 0, len; (len = cg_fd_walk_len(c)) > 0; c++) {
     struct cg_fd *ch = atomic_load(&cg_fd_chunks[c]);
-    if (ch) for (int i = 0; i < CG_FD_CHUNK; i++) atomic_store(&ch[i].lock, 0);
+    if (ch) for (int i = 0; i < len; i++) atomic_store(&ch[i].lock, 0);
   }
   if (cg_cfg.stats) cg_stats_after_fork();
   cg_wd_after_fork_child();

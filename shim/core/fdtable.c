@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 struct cg_fd *_Atomic cg_fd_chunks[CG_FD_MAX_CHUNKS];
+atomic_int cg_fd_hi;
 atomic_int cg_active_count;
 
 atomic_int cg_active_fds[CG_ACTIVE_SLOTS];   /* fd + 1, 0 = free */
@@ -33,7 +34,9 @@ struct cg_fd *cg_fd_get(int fd, int create)
       c = expect;
     }
   }
-  return c ? &c[fd & (CG_FD_CHUNK - 1)] : 0;
+  if (!c) return 0;
+  cg_fd_raise_hi(fd);
+  return &c[fd & (CG_FD_CHUNK - 1)];
 }
 
 void cg_fd_lock(struct cg_fd *e)

@@ -292,6 +292,7 @@ static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const s
 {
   if (!atomic_load_explicit(&tracked_ever, memory_order_relaxed))
     atomic_store_explicit(&tracked_ever, 1, memory_order_relaxed);
+  cg_fd_raise_hi(fd);   /* e may come from a peek (a dup's target): the report must reach it */
   cg_log_socket_tracked();
   pid_t me = cg_leak_self_pid();
   /* Interned once per call site (stack.h's cache): no unwind for a site seen before. */
@@ -814,10 +815,10 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
   /* Pass 1: how many entries this process tracks (sizes the scratch memory). */
   unsigned tracked = 0;
   int any = atomic_load_explicit(&tracked_ever, memory_order_relaxed);
-  for (int c = 0; any && c < CG_FD_MAX_CHUNKS; c++) {
+  for (int c = 0, len; any && (len = cg_fd_walk_len(c)) > 0; c++) {
     struct cg_fd *ch = atomic_load_explicit(&cg_fd_chunks[c], memory_order_acquire);
     if (!ch) continue;
-    for (int i = 0; i < CG_FD_CHUNK; i++)
+    for (int i = 0; i < len; i++)
       if (atomic_load_explicit(&ch[i].track, memory_order_acquire) && ch[i].owner == me) tracked++;
   }
   int out = status;
@@ -832,10 +833,10 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
 
   /* Pass 2: only what is still open and still the same socket. */
   unsigned n = 0;
-  for (int c = 0; c < CG_FD_MAX_CHUNKS && n < tracked; c++) {
+  for (int c = 0, len; n < tracked && (len = cg_fd_walk_len(c)) > 0; c++) {
     struct cg_fd *ch = atomic_load_explicit(&cg_fd_chunks[c], memory_order_acquire);
     if (!ch) continue;
-    for (int i = 0; i < CG_FD_CHUNK && n < tracked; i++) {
+    for (int i = 0; i < len && n < tracked; i++) {
       struct cg_fd *e = &ch[i];
       if (!atomic_load_explicit(&e->track, memory_order_acquire) || e->owner != me) continue;
       int fd = (c << CG_FD_CHUNK_BITS) | i;
