@@ -13,6 +13,11 @@ void cg_forget_range(unsigned lo, unsigned hi)
    * our tables, and its closes say nothing about the parent's descriptors. */
   if (cg_leak_borrowed_memory()) return;
   cg_wd_fds_closing(lo, hi);
+  /* Nothing was ever written above the table's high-water mark: closefrom(3) need not read
+   * (and fault in) a chunk's untouched pages. */
+  int top = atomic_load_explicit(&cg_fd_hi, memory_order_acquire);
+  if (top <= 0 || lo >= (unsigned)top) return;
+  if (hi >= (unsigned)top) hi = (unsigned)top - 1;
   for (unsigned c = lo >> CG_FD_CHUNK_BITS; c < CG_FD_MAX_CHUNKS && c <= (hi >> CG_FD_CHUNK_BITS); c++) {
     if (!atomic_load_explicit(&cg_fd_chunks[c], memory_order_acquire)) continue;
     unsigned a = c << CG_FD_CHUNK_BITS, b = a + CG_FD_CHUNK - 1;
