@@ -169,11 +169,19 @@ static int cs_pcs(const uintptr_t *val, const uint64_t ours[2], int n, uintptr_t
 #define CG_READS_FRAMES __attribute__((no_sanitize_address))
 
 /* 1 and *id (and pcs[0..*npcs) when pcs is given) on a verified hit. */
+/* Per thread, by set: the way of the last hit, looked at first. A key with several stacks
+ * (two callers at the same depth, or one seen once at start-up) mostly asks for the same one
+ * again: refusing another first costs a copy and a walk of its frames. A hint only: a signal
+ * handler's capture may change it under us. */
+#define CS_MEMO 64
+static __thread unsigned char cs_last[CS_MEMO];
+
 CG_READS_FRAMES static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint64_t gen, uint32_t *id, uintptr_t *pcs, int *npcs)
 {
-  unsigned h = cs_hash(fp, ra);
-  for (int w = 0; w < CS_WAYS; w++) {
-    struct cs_entry *e = &cs_tab[(h + (unsigned)w) & (CS_ENTRIES - 1)];
+  unsigned h = cs_hash(fp, ra), first = cs_last[h % CS_MEMO];
+  for (unsigned k = 0; k < CS_WAYS; k++) {
+    unsigned w = (first + k) % CS_WAYS;
+    struct cs_entry *e = &cs_tab[(h + w) & (CS_ENTRIES - 1)];
     unsigned s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
     if ((s1 & 1) || LD(e->fp) != fp || LD(e->ra) != ra) continue;
     /* Copied, then the sequence re-checked, before anything read here is dereferenced. */
@@ -197,6 +205,7 @@ CG_READS_FRAMES static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint64
       continue;
     }
     *id = eid;
+    cs_last[h % CS_MEMO] = (unsigned char)w;
     if (pcs) *npcs = cs_pcs(val, ours, (int)n, pcs, max);
     atomic_fetch_add_explicit(&cs_hits, 1, memory_order_relaxed);
     return 1;
