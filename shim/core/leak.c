@@ -287,8 +287,10 @@ void cg_leak_settle(void)
   pend_n = 0;
 }
 
+/* stack: the creation stack's id when the caller has it already (both ends of a socketpair
+ * share one capture), else NULL. */
 static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const struct stat *st,
-                   const struct sockaddr *peer, socklen_t plen)
+                   const struct sockaddr *peer, socklen_t plen, const uint32_t *stack)
 {
   if (!atomic_load_explicit(&tracked_ever, memory_order_relaxed))
     atomic_store_explicit(&tracked_ever, 1, memory_order_relaxed);
@@ -297,7 +299,7 @@ static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const s
   pid_t me = cg_leak_self_pid();
   /* Interned once per call site (stack.h's cache): no unwind for a site seen before. */
   const uintptr_t *pcs = NULL;
-  uint32_t id = stack_depth() > 0 ? cg_stack_id_here(stack_depth()) : 0;
+  uint32_t id = stack ? *stack : stack_depth() > 0 ? cg_stack_id_here(stack_depth()) : 0;
   int n = id ? cg_stacktab_get(id, &pcs) : 0;
   e->kind = kind;
   e->created_ns = cg_realtime_ns();
@@ -323,8 +325,8 @@ static int sys_getsockopt_int(int fd, int level, int opt)
   return v;
 }
 
-void cg_leak_track(int fd, int via, int domain, int type, int protocol, const struct sockaddr *peer,
-                   socklen_t plen)
+static void track(int fd, int via, int domain, int type, int protocol, const struct sockaddr *peer,
+                  socklen_t plen, const uint32_t *stack)
 {
   struct cg_fd *e = cg_fd_get(fd, 1);
   if (!e) return;
@@ -333,13 +335,21 @@ void cg_leak_track(int fd, int via, int domain, int type, int protocol, const st
    * above). */
   e->tcp = via == CG_VIA_SOCKET && cg_is_tcp(domain, type, protocol);
   e->pair_ino = 0;
-  record(fd, e, (unsigned)via, domain > 0 && type > 0 ? kind_of(domain, type) : 0, NULL, peer, plen);
+  record(fd, e, (unsigned)via, domain > 0 && type > 0 ? kind_of(domain, type) : 0, NULL, peer, plen, stack);
+}
+
+void cg_leak_track(int fd, int via, int domain, int type, int protocol, const struct sockaddr *peer,
+                   socklen_t plen)
+{
+  track(fd, via, domain, type, protocol, peer, plen, NULL);
 }
 
 void cg_leak_track_pair(const int sv[2], int domain, int type, int protocol)
 {
-  cg_leak_track(sv[0], CG_VIA_SOCKETPAIR, domain, type, protocol, NULL, 0);
-  cg_leak_track(sv[1], CG_VIA_SOCKETPAIR, domain, type, protocol, NULL, 0);
+  /* One stack for both ends: made by the same call. */
+  uint32_t stack = stack_depth() > 0 ? cg_stack_id_here(stack_depth()) : 0;
+  track(sv[0], CG_VIA_SOCKETPAIR, domain, type, protocol, NULL, 0, &stack);
+  track(sv[1], CG_VIA_SOCKETPAIR, domain, type, protocol, NULL, 0, &stack);
   struct cg_fd *a = cg_fd_peek(sv[0]), *b = cg_fd_peek(sv[1]);
   if (a && b && atomic_load_explicit(&a->track, memory_order_acquire) &&
       atomic_load_explicit(&b->track, memory_order_acquire) && take_identity(sv[0], a) && take_identity(sv[1], b)) {
@@ -377,7 +387,7 @@ void cg_leak_dup(int oldfd, int newfd)
     return;   /* the source entry was stale */
   e->tcp = 0;
   e->pair_ino = src->pair_ino;   /* a copy of a socketpair end is that end */
-  record(newfd, e, CG_VIA_DUP, src->kind, &st, src->peerlen ? &src->peer.sa : NULL, src->peerlen);
+  record(newfd, e, CG_VIA_DUP, src->kind, &st, src->peerlen ? &src->peer.sa : NULL, src->peerlen, NULL);
 }
 
 void cg_leak_note_peer(int fd, const struct sockaddr *addr, socklen_t len)
