@@ -99,7 +99,17 @@ def _names():
     names = [n for n in CLIENTS if _installed(n)]
     check("curl" in names and "py_socket" in names, "curl and python3 are installed by scripts/deps.sh test",
           got=names)
-    return names
+    # Under check-asan: the programs that hang with the ASan runtime preloaded even without the
+    # shim (curl, wget, psql: cglib._san_probe) are left out, not waited for until the timeout.
+    return [n for n in names if _san_usable(CLIENTS[n][0])]
+
+
+def _san_usable(prog):
+    try:
+        cglib._san_probe([prog])
+        return True
+    except cglib.Skip:
+        return False
 
 
 # ---- "localhost" = ::1, 127.0.0.1 in a private mount namespace ----
