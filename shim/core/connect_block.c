@@ -274,6 +274,16 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   struct cg_fd *e = cg_fd_peek(fd);
   unsigned st0 = e ? atomic_load(&e->state) : CG_FD_NONE;
   if (cg_nb_is_again(e, st0, a, l)) return cg_nb_connect_again(fd, e, st0, a, l);
+  if (st0 == CG_FD_CONNECTED && e->tcp && cg_fd_made_here(e) && a && l >= sizeof(sa_family_t) &&
+      a->sa_family != AF_UNSPEC) {
+    /* A TCP socket made here whose connect we saw succeed: the kernel answers at once (the
+     * status check after a non-blocking connect, as ab and apr do: 0, then EISCONN) and starts
+     * no attempt, so there is nothing to bound or retry. Counted as before. A disconnect
+     * (AF_UNSPEC) goes the whole way and leaves the state SOCKET, below. */
+    cg_stats_use();
+    CG_STAT_ADD(connect_attempts, 1);
+    return r_connect(fd, a, l);
+  }
 
   int64_t t0 = cg_mono_ns();
   cg_stats_use();
@@ -312,7 +322,8 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   }
   if (armed) r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &prog_tv, sizeof prog_tv);
   if (r == 0) {
-    if (e && atomic_load(&e->state) != CG_FD_NONE) cg_fd_set_state(fd, e, CG_FD_CONNECTED);
+    int unspec = a && l >= sizeof(sa_family_t) && a->sa_family == AF_UNSPEC;   /* a disconnect */
+    if (e && atomic_load(&e->state) != CG_FD_NONE) cg_fd_set_state(fd, e, unspec ? CG_FD_SOCKET : CG_FD_CONNECTED);
     return 0;
   }
   if (!a || l < sizeof(sa_family_t)) { errno = err; return r; }

@@ -155,3 +155,37 @@ def test_syn_drop_curl():
         cgconn.check_failures(lg.records(), 2, errno="ETIMEDOUT", dst="127.0.0.1:%d" % fb.port, last="retry",
                               module="libcurl")
         check(p.elapsed < 5, "took %.1fs" % p.elapsed)
+
+
+PY_RECONNECT = (
+    "import ctypes,socket,struct,sys\n"
+    "s=socket.socket()\n"
+    "s.settimeout(10)\n"
+    "s.connect(('127.0.0.1',int(sys.argv[1])))\n"
+    "unspec=struct.pack('H14x',socket.AF_UNSPEC)\n"
+    "libc=ctypes.CDLL(None,use_errno=True)\n"
+    "assert libc.connect(s.fileno(),unspec,len(unspec))==0,ctypes.get_errno()\n"
+    "s.connect(('127.0.0.1',int(sys.argv[2])))\n"
+    "print(s.recv(100).decode().strip())\n")
+
+
+def test_late_after_disconnect_py_timeout():
+    """A TCP socket that connected (non-blocking, through poll), was disconnected with
+    connect(AF_UNSPEC), and connects again to a server that starts late: the second connect is
+    retried like a first one (not taken for a status check on a connected socket, which the
+    kernel answers at once)."""
+    first = cglib.socket.socket()
+    first.bind(("127.0.0.1", 0))
+    first.listen(4)
+    port = cglib.free_port()
+    with LogDir() as lg:
+        srv = cgconn.trigger_server(port, lg, after=2, mode="line")
+        p = cglib.run([cglib.PYTHON, "-c", PY_RECONNECT, str(first.getsockname()[1]), str(port)],
+                      env=lg.env(**cgconn.LATE_ENV), timeout=30)
+        check(p.returncode == 0 and p.out == "hello\n", "python did not recover", got=p.out + p.err)
+        cgconn.check_late(lg.records(), 2, cgconn.dst_of("127.0.0.1", port), module="python3")
+        cglib.stop(srv)
+    first.close()
+
+
+test_late_after_disconnect_py_timeout.timeout = 60
