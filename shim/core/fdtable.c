@@ -16,7 +16,7 @@ atomic_int cg_active_count;
 atomic_int cg_active_fds[CG_ACTIVE_SLOTS];   /* fd + 1, 0 = free */
 atomic_int cg_active_hi;
 
-struct cg_fd *cg_fd_get(int fd, int create)
+struct cg_fd *cg_fd_get_slow(int fd, int create)
 {
   if (fd < 0 || (fd >> CG_FD_CHUNK_BITS) >= CG_FD_MAX_CHUNKS) return 0;
   int ci = fd >> CG_FD_CHUNK_BITS;
@@ -103,10 +103,9 @@ static void conn_settle_unlocked(struct cg_fd *e)
   atomic_store_explicit(&e->lock, 0, memory_order_release);
 }
 
-void cg_fd_unlock(struct cg_fd *e)
+void cg_conn_settle(struct cg_fd *e)
 {
   conn_settle(e);
-  atomic_store_explicit(&e->lock, 0, memory_order_release);
 }
 
 int cg_active_add(int fd)

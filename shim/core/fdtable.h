@@ -104,13 +104,16 @@ struct cg_conn *cg_conn_attach(struct cg_fd *e);
 
 
 /* The entry for fd, or NULL when out of range. create: allocate its chunk if missing
- * (not from close() or signal context). */
-struct cg_fd *cg_fd_get(int fd, int create);
+ * (not from close() or signal context). Inline below: the chunk exists but once per 1024. */
+static inline struct cg_fd *cg_fd_get(int fd, int create);
+struct cg_fd *cg_fd_get_slow(int fd, int create);
 /* Lock-free lookup that never allocates: for close() and signal paths. */
 static inline struct cg_fd *cg_fd_peek(int fd);
 
 void cg_fd_lock(struct cg_fd *e);
-void cg_fd_unlock(struct cg_fd *e);
+/* Gives the record back first when the entry is no longer active. Inline below. */
+static inline void cg_fd_unlock(struct cg_fd *e);
+void cg_conn_settle(struct cg_fd *e);
 
 /* Fds with a connect the engine still owns (CONNECTING, WAITING, FAILED, PASSED). Kept as a
  * small set so that poll/epoll hooks cost nothing when it is empty. A connect the set has no
@@ -187,6 +190,20 @@ static inline struct cg_fd *cg_fd_peek(int fd)
   if (fd < 0 || (fd >> CG_FD_CHUNK_BITS) >= CG_FD_MAX_CHUNKS) return 0;
   struct cg_fd *c = atomic_load_explicit(&cg_fd_chunks[fd >> CG_FD_CHUNK_BITS], memory_order_acquire);
   return c ? &c[fd & (CG_FD_CHUNK - 1)] : 0;
+}
+
+static inline struct cg_fd *cg_fd_get(int fd, int create)
+{
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (!e) return cg_fd_get_slow(fd, create);
+  cg_fd_raise_hi(fd);
+  return e;
+}
+
+static inline void cg_fd_unlock(struct cg_fd *e)
+{
+  if (e->conn) cg_conn_settle(e);
+  atomic_store_explicit(&e->lock, 0, memory_order_release);
 }
 
 /* Inline: close() of an fd the shim knows nothing about (a regular file, a pipe) costs a
