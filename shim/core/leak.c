@@ -247,12 +247,40 @@ static void set_identity(struct cg_fd *e, const struct stat *st)
   }
 }
 
+/* A socketpair end's pair_ino, until its identity is taken, is the other end's fd + 1 (both
+ * ends' identities are taken together, when the first of them is needed: no fstat when the
+ * pair is made, as curl makes one per transfer and closes it soon). Afterwards it is the other
+ * end's inode, or CG_PAIR_GONE when that end was closed first (still a socketpair end whose
+ * other end went away). */
+#define CG_PAIR_GONE UINT32_MAX
+
+/* Records the identity st of fd's entry e. For a socketpair end not settled yet, the other
+ * end's too when its fd is still that end (its entry names us back and has no identity yet:
+ * made by the same socketpair call), each then knowing the other's inode. */
+static void identity_taken(int fd, struct cg_fd *e, const struct stat *st)
+{
+  uint32_t ref = e->ino ? 0 : e->pair_ino;
+  set_identity(e, st);
+  if (!ref) return;
+  int other = (int)(ref - 1);
+  struct cg_fd *o = cg_fd_peek(other);
+  struct stat ost;
+  if (o && !o->ino && o->pair_ino == (uint32_t)fd + 1 && atomic_load_explicit(&o->track, memory_order_acquire) &&
+      o->owner == cg_leak_self_pid() && fstat(other, &ost) == 0 && S_ISSOCK(ost.st_mode) && (uint32_t)ost.st_ino) {
+    set_identity(o, &ost);
+    o->pair_ino = (uint32_t)st->st_ino;
+    e->pair_ino = (uint32_t)ost.st_ino;
+  } else {
+    e->pair_ino = CG_PAIR_GONE;
+  }
+}
+
 static int take_identity(int fd, struct cg_fd *e)
 {
   if (e->ino) return 1;
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
-  set_identity(e, &st);
+  identity_taken(fd, e, &st);
   return 1;
 }
 
@@ -352,9 +380,10 @@ void cg_leak_track_pair(const int sv[2], int domain, int type, int protocol)
   track(sv[1], CG_VIA_SOCKETPAIR, domain, type, protocol, NULL, 0, &stack);
   struct cg_fd *a = cg_fd_peek(sv[0]), *b = cg_fd_peek(sv[1]);
   if (a && b && atomic_load_explicit(&a->track, memory_order_acquire) &&
-      atomic_load_explicit(&b->track, memory_order_acquire) && take_identity(sv[0], a) && take_identity(sv[1], b)) {
-    a->pair_ino = (uint32_t)b->ino;
-    b->pair_ino = (uint32_t)a->ino;
+      atomic_load_explicit(&b->track, memory_order_acquire)) {
+    /* Each names the other until their identities are taken (pair_resolve). */
+    a->pair_ino = (uint32_t)sv[1] + 1;
+    b->pair_ino = (uint32_t)sv[0] + 1;
   }
 }
 
@@ -413,6 +442,7 @@ void cg_leak_replaced(int fd)
   struct cg_fd *e = cg_fd_peek(fd);
   struct stat st;
   if (!e || !atomic_load_explicit(&e->track, memory_order_acquire) || fstat(fd, &st) != 0) return;
+  if (!e->ino && e->pair_ino) e->pair_ino = CG_PAIR_GONE;   /* another socket now: not that pair's end */
   set_identity(e, &st);
 }
 
@@ -858,7 +888,7 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
         s.stale++;
         continue;
       }
-      if (!e->ino) { e->dev = st.st_dev; e->ino = st.st_ino; }
+      if (!e->ino) identity_taken(fd, e, &st);
       memset(&items[n], 0, sizeof items[n]);
       items[n].fd = fd;
       items[n].stack_id = e->stack_id;
@@ -879,7 +909,7 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
       if (d > 0 && t > 0) k = kind_of(d, t);
     }
     x->kind = k;
-    int pair_held = x->e->pair_ino && ino_held(inos, n, x->e->pair_ino);
+    int pair_held = x->e->pair_ino && x->e->pair_ino != CG_PAIR_GONE && ino_held(inos, n, x->e->pair_ino);
     x->cls = (uint8_t)classify(x->fd, x->e, x->via, k, pair_held, &x->state);
     x->leak = x->cls < X_FIRST_HELD;
   }
