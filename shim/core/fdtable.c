@@ -73,7 +73,7 @@ struct cg_conn *cg_conn_attach(struct cg_fd *e)
                                                 memory_order_relaxed)) {
         unsigned i = w * 64 + b;
         memset(&cg_conn_pool[i], 0, sizeof cg_conn_pool[i]);
-        e->conn = i + 1;
+        __atomic_store_n(&e->conn, i + 1, __ATOMIC_RELAXED);   /* close() peeks at it unlocked */
         return &cg_conn_pool[i];
       }
     }
@@ -90,7 +90,7 @@ static void conn_settle(struct cg_fd *e)
    * its lease's end (atomics and a futex wake: signal-safe, as close() needs). */
   struct cg_conn *c = &cg_conn_pool[i - 1];
   if (c->coord.d) { int err = errno; cg_coord_leave(&c->coord); errno = err; }
-  e->conn = 0;
+  __atomic_store_n(&e->conn, 0, __ATOMIC_RELAXED);
   atomic_fetch_and_explicit(&conn_used[(i - 1) / 64], ~(1ull << ((i - 1) % 64)), memory_order_release);
 }
 
@@ -98,7 +98,7 @@ static void conn_settle(struct cg_fd *e)
  * the lock (the holder does it at unlock otherwise). Async-signal-safe: one try, no wait. */
 static void conn_settle_unlocked(struct cg_fd *e)
 {
-  if (!e->conn || atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) return;
+  if (!__atomic_load_n(&e->conn, __ATOMIC_RELAXED) || atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) return;
   conn_settle(e);
   atomic_store_explicit(&e->lock, 0, memory_order_release);
 }
