@@ -75,8 +75,10 @@ void *cg_shm_create(const char *path, size_t size, size_t reserve, int flags, in
   /* A umask may have removed bits we need; nothing may add any. */
   if (syscall(SYS_fchmod, fd, 0600) != 0) goto fail;
   /* fallocate, not ftruncate: ftruncate only sets the size, and the first store into a page
-   * that tmpfs cannot allocate then kills the program with SIGBUS. */
-  if (reserve) {
+   * that tmpfs cannot allocate then kills the program with SIGBUS. CG_SHM_POPULATE reserves by
+   * populating the mapping instead (below), unless the kernel is too old for that. */
+  int populate = (flags & CG_SHM_POPULATE) && reserve;
+  if (reserve && !populate) {
     int r;
     do r = (int)syscall(SYS_fallocate, fd, 0, (off_t)0, (off_t)reserve);
     while (r != 0 && errno == EINTR);
@@ -86,9 +88,26 @@ void *cg_shm_create(const char *path, size_t size, size_t reserve, int flags, in
       goto out;
     }
   }
-  if (reserve < size && syscall(SYS_ftruncate, fd, (off_t)size) != 0) goto fail;
+  if ((populate || reserve < size) && syscall(SYS_ftruncate, fd, (off_t)size) != 0) goto fail;
   void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (m == MAP_FAILED) goto fail;
+  /* One system call that allocates the head and maps it, in place of fallocate and the fault
+   * of the caller's first store (a fault is costly on some VMs). */
+  if (populate && cg_shm_reserve(m, reserve) != 0) {
+    int r = -1;
+    /* EINVAL: before Linux 5.14, reserved the old way. */
+    if (errno == EINVAL) {
+      do r = (int)syscall(SYS_fallocate, fd, 0, (off_t)0, (off_t)reserve);
+      while (r != 0 && errno == EINTR);
+    }
+    if (r != 0) {
+      /* EFAULT: a page tmpfs could not give (what a store would have met as SIGBUS). */
+      *err = errno == EFAULT ? ENOSPC : errno;
+      *status = (*err == ENOMEM || *err == ENOSPC || *err == EDQUOT) ? CG_SHM_NOSPACE : CG_SHM_ERROR;
+      munmap(m, size);
+      goto out;
+    }
+  }
   sys_close(fd);
   *status = CG_SHM_OK;
   return m;

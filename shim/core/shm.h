@@ -31,6 +31,10 @@ enum cg_shm_status {
 /* CG_SHM_REPLACE: an existing regular file of ours at path is a leftover (an earlier process
  * with our pid): unlink it and create afresh. Without it, an existing file is CG_SHM_SQUATTED. */
 #define CG_SHM_REPLACE 1
+/* CG_SHM_POPULATE: the caller writes the reserved head at once: reserve it by populating the
+ * mapping (MADV_POPULATE_WRITE; fallocate on kernels before 5.14), so that its pages are
+ * allocated and mapped in one system call and the first stores do not fault. */
+#define CG_SHM_POPULATE 2
 
 /* Creates path exclusively, size bytes, the first `reserve` of them reserved (rounded up to
  * pages; reserve >= size reserves all), and maps it MAP_SHARED read-write. Returns the mapping

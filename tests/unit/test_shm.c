@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -55,6 +56,49 @@ START_TEST(create_is_private_reserved_and_leaves_no_fd)
   ck_assert_int_eq(stat(path, &s), 0);
   ck_assert_int_eq(s.st_blocks * 512, 8192 + 4096);
   m[100005] = 1;
+  munmap(m, 1 << 20);
+}
+END_TEST
+
+/* Rss of the mapping at addr, from /proc/self/smaps. */
+static long mapped_kb(const void *addr)
+{
+  FILE *f = fopen("/proc/self/smaps", "r");
+  char line[512];
+  int in = 0;
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f)) {
+    unsigned long a, b;
+    if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      in = (unsigned long)addr >= a && (unsigned long)addr < b;
+      continue;
+    }
+    if (in && sscanf(line, "Rss: %ld kB", &kb) == 1) break;
+  }
+  if (f) fclose(f);
+  return kb;
+}
+
+START_TEST(populated_head_is_reserved_and_already_mapped)
+{
+  int st, err, before = nfds();
+  mode_t old = umask(0277);   /* must not narrow the mode either */
+  char *m = cg_shm_create(path, 1 << 20, 5000, CG_SHM_POPULATE, &st, &err);
+  umask(old);
+  ck_assert_ptr_nonnull(m);
+  ck_assert_int_eq(st, CG_SHM_OK);
+  ck_assert_int_eq(nfds(), before);
+  struct stat s;
+  ck_assert_int_eq(lstat(path, &s), 0);
+  ck_assert_int_eq(s.st_mode & 0777, 0600);
+  ck_assert_int_eq(s.st_size, 1 << 20);
+  ck_assert_int_eq(s.st_blocks * 512, 8192);   /* the head, rounded up to pages; nothing more */
+  /* Populated: the head's pages are in this process's page table before any store (Rss counts
+   * mapped pages; a reservation by fallocate alone would show 0 kB). */
+  ck_assert_int_eq(mapped_kb(m), 8);
+  ck_assert_int_eq(m[0] | m[8191], 0);
+  m[0] = 1;
+  m[8191] = 1;
   munmap(m, 1 << 20);
 }
 END_TEST
@@ -208,6 +252,7 @@ static Suite *suite(void)
   TCase *t = tcase_create("shm");
   tcase_add_checked_fixture(t, setup, teardown);
   tcase_add_test(t, create_is_private_reserved_and_leaves_no_fd);
+  tcase_add_test(t, populated_head_is_reserved_and_already_mapped);
   tcase_add_test(t, leftover_of_ours_replaced_only_when_asked);
   tcase_add_test(t, squatted_names_refused_and_left_alone);
   tcase_add_test(t, shared_created_then_joined);
