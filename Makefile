@@ -23,11 +23,12 @@ CPPFLAGS += -D_GNU_SOURCE -Ishim -Ishim/core
 # .bss (a page fault at every exit); constructors still run from .init_array, and hooks/init.c
 # defines the __dso_handle that crtbegin would.
 SHIM_CFLAGS := $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exec -pthread -fdata-sections $(EXTRA_CFLAGS)
-# The shim links nothing but libc/libdl: libgcc_s is dlopen()ed privately at the first stack capture,
-# libssl resolved at run time.
+# The shim links nothing but libc/libdl, and libgcc's unwinder statically (-static-libgcc; its names
+# kept local with --exclude-libs, so a program's own C++ code binds to libgcc_s as without the shim):
+# no library loaded at the first stack capture. libssl is resolved at run time.
 SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,--no-undefined -Wl,-z,nodelete -Wl,--sort-section=alignment \
                 -Wl,-z,noseparate-code -Wl,-z,norelro -nostartfiles $(EXTRA_LDFLAGS)
-SHIM_LIBS := -ldl -pthread
+SHIM_LIBS := -ldl -pthread -static-libgcc -Wl,--exclude-libs,ALL
 
 CORE_SRC  := $(sort $(wildcard shim/core/*.c))
 HOOK_SRC  := $(sort $(wildcard shim/hooks/*.c))

@@ -17,7 +17,10 @@ typedef _Unwind_Reason_Code (*bt_fn)(_Unwind_Trace_Fn, void *);
 typedef _Unwind_Ptr (*getip_fn)(struct _Unwind_Context *);
 typedef _Unwind_Word (*getcfa_fn)(struct _Unwind_Context *);
 
-/* libgcc_s entry points, resolved once. */
+/* libgcc's unwinder, linked into the shim (Makefile: -static-libgcc, its names kept local by
+ * --exclude-libs): no library to load at the first capture (dlopen of libgcc_s cost every
+ * process that made a socket 0.3-0.5 ms here), and nothing added to the program's global scope.
+ * Through pointers set at the first capture, as when they came from dlsym. */
 static bt_fn ug_backtrace;
 static getip_fn ug_getip;
 static getcfa_fn ug_getcfa;
@@ -57,10 +60,9 @@ const char *cg_stack_backend(void)
   return atomic_load(&state) == 2 ? "libgcc" : "none";
 }
 
-/* Loads libgcc_s privately on the first capture, so that a process that never makes a socket
- * or fails a connect loads and unwinds nothing. Programs that use C++ or pthread_cancel have it
- * mapped already (dlopen then only takes a reference). Other threads wait for the load; the
- * loading thread itself (a signal handler that interrupted it) gets no stack. */
+/* Readies the unwinder on the first capture (the shim's own address range), so that a process
+ * that never makes a socket or fails a connect unwinds nothing. Other threads wait; the thread
+ * doing it (a signal handler that interrupted it) gets no stack. */
 static int unwinder_ready(void)
 {
   int s = atomic_load_explicit(&state, memory_order_acquire);
@@ -72,14 +74,10 @@ static int unwinder_ready(void)
     int saved = errno;
     loading_here = 1;
     if (!self_hi) dl_iterate_phdr(find_self, (void *)(uintptr_t)&cg_addr_is_ours);
-    void *h = dlopen("libgcc_s.so.1", RTLD_LAZY | RTLD_LOCAL);
-    if (h) {
-      ug_backtrace = (bt_fn)dlsym(h, "_Unwind_Backtrace");
-      ug_getip = (getip_fn)dlsym(h, "_Unwind_GetIP");
-      ug_getcfa = (getcfa_fn)dlsym(h, "_Unwind_GetCFA");
-    }
-    int ok = ug_backtrace && ug_getip && ug_getcfa;
-    if (!ok) (void)dlerror();   /* the failure is ours: the program's next dlerror() must not report it */
+    ug_backtrace = _Unwind_Backtrace;
+    ug_getip = _Unwind_GetIP;
+    ug_getcfa = _Unwind_GetCFA;
+    int ok = 1;
     loading_here = 0;
     errno = saved;
     atomic_store_explicit(&state, ok ? 2 : 3, memory_order_release);

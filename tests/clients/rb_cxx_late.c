@@ -1,12 +1,11 @@
 /* A C program (linked against neither libstdc++ nor libgcc_s) that loads C++ code late.
  * usage: rb_cxx_late LIB PORT
  * 1. connects to 127.0.0.1:PORT, where nothing listens: under the shim the failure is logged
- *    with a stack, so the shim's unwinder (libgcc_s, loaded privately) has been loaded and used;
+ *    with a stack, so the shim's unwinder (libgcc's, linked into the shim) has been used;
  * 2. says whether the unwinder's names are in the global scope (dlsym(RTLD_DEFAULT));
  * 3. dlopen()s LIB (libcgcxx.so, RTLD_LOCAL), which throws, catches and rethrows, and says which
  *    module provides the _Unwind_RaiseException LIB is bound to;
- * 4. last line: whether libgcc_s was mapped before LIB was loaded (differs with the shim,
- *    which loads it privately; the test compares every line but this one). */
+ * 4. last line: whether libgcc_s was mapped before LIB was loaded (the shim loads none). */
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
