@@ -9,9 +9,13 @@ from cgconn import client
 
 
 def pages(env=None):
+    """'bss_present=N' from rb_startup_pages, after checking it found the shim's .bss."""
     p = cglib.run([client("rb_startup_pages")], env=env)
     check(p.returncode == 0 and p.err == "", "rb_startup_pages runs under the shim", got=p.out + p.err)
-    return p.out.strip()
+    words = dict(w.split("=") for w in p.out.split())
+    check(words.get("shim_mapped") == "1" and int(words.get("bss_pages", 0)) > 100,
+          "rb_startup_pages found the shim's .bss (its 3.7 MB of tables)", got=p.out)
+    return "bss_present=" + words["bss_present"]
 
 
 def test_start_up_writes_no_page_of_bss():
@@ -23,7 +27,7 @@ def test_start_up_writes_no_page_of_bss():
     for env in (None, {"CONNGUARD_RETRIES": "3", "CONNGUARD_SKIP": "*:443", "CONNGUARD_JITTER": "full"},
                 {"CONNGUARD_LEAKS": "off"}):
         got = pages(env)
-        check(got == "shim_mapped=1 bss_mapping=1 bss_present=0",
+        check(got == "bss_present=0",
               "start-up wrote a page of the shim's .bss (a page fault in every process)",
               got="%s with %r" % (got, env))
 
@@ -34,4 +38,4 @@ def test_start_up_page_check_sees_a_write():
     if cglib.SAN_PRELOAD:
         raise cglib.Skip("layout differs under the sanitizer build")
     got = pages({"CONNGUARD_LOG": "/nonexistent-dir/cg-%p.log"})
-    check(got == "shim_mapped=1 bss_mapping=1 bss_present=1", "the page check does not see a written page", got=got)
+    check(got == "bss_present=1", "the page check does not see a written page", got=got)
