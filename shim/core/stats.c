@@ -5,6 +5,7 @@
 #include "policy.h"
 #include "fmt.h"
 #include "clock.h"
+#include <dirent.h>
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
@@ -22,7 +23,7 @@
  * copies it. */
 static struct cg_stats private_stats __attribute__((aligned(4096)));
 struct cg_stats *_Atomic cg_stats = &private_stats;
-atomic_uint cg_stats_gen;
+atomic_uint cg_stats_gen CG_STARTUP_DATA;   /* written when publishing: see published_path */
 static uint32_t leak_mode_v CG_STARTUP_DATA, leak_age_v CG_STARTUP_DATA;
 
 /* Everything before leaks[]: the slots and stacks are only ever written in a published segment,
@@ -141,12 +142,18 @@ static unsigned reap(unsigned max_checks, unsigned max_batches, unsigned uid, pi
       pid_t pid = seg_name_pid(d->d_name, uid);
       if (pid <= 0 || pid == me) continue;
       checks++;
+      if (d->d_type != DT_UNKNOWN && d->d_type != DT_REG) continue;
+      /* Most names are live processes' (every process of the user under the shim has one): one
+       * system call settles those. */
+      if (kill(pid, 0) == 0 || errno != ESRCH) continue;
       struct stat a, b;
       /* Our own regular files only: another user's name with our uid in it is not ours. */
       if (fstatat(dfd, d->d_name, &a, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(a.st_mode) || a.st_uid != uid) continue;
       /* A modification time in the future was set on purpose (a segment kept for study, the
        * tool's tests): `connguard clean` judges those, not every starting process. */
       if (a.st_mtim.tv_sec > now.tv_sec + 60) continue;
+      /* Asked again now that we know which file it is: the process that had this pid when we
+       * looked at the file is gone too. */
       if (kill(pid, 0) == 0 || errno != ESRCH) continue;
       /* Dead. A new process that got the pid meanwhile would have made a new file: remove only
        * the one we looked at. */
@@ -168,12 +175,16 @@ unsigned cg_stats_reap(unsigned max_checks, unsigned max_batches)
 /* The name carries the uid that owns the file (the effective one: a setuid program's segment
  * belongs to its owner, and the tool finds it by the reader's euid). Kept for the unlink: the
  * program may change its uid later. */
-static char published_path[96];
+/* This and the other variables that publishing writes live with start-up's data, on a page
+ * every process has touched already: on a page of .bss of their own they cost a page fault
+ * (~10-25 us here) in each process that makes a socket. 64: "/dev/shm/connguard.<uid>.<pid>"
+ * is at most 41 bytes. */
+static char published_path[64] CG_STARTUP_DATA;
 /* Read without the lock by cg_stats_publish's fast check; written under publish_busy, after
  * cg_stats (release: a thread that sees its pid sees the segment). */
 static atomic_int published_pid CG_STARTUP_DATA;  /* read at every exit; the file at published_path is this process's */
-static pid_t mapped_pid;         /* cg_stats is a shared mapping made by this pid */
-static atomic_int publish_busy;   /* the publication lock (never waited for by its holder) */
+static pid_t mapped_pid CG_STARTUP_DATA;   /* cg_stats is a shared mapping made by this pid */
+static atomic_int publish_busy CG_STARTUP_DATA;   /* the publication lock (never waited for by its holder) */
 static __thread int publish_mine; /* this thread holds publish_busy: a signal handler's socket */
 static int warned;
 atomic_int cg_stats_pending CG_STARTUP_DATA;
@@ -220,7 +231,7 @@ static void warn_private(const char *path, int status, int err)
 
 void cg_stats_publish(void)
 {
-  char path[96];
+  char path[sizeof published_path];
   pid_t pid = getpid();
   if (atomic_load_explicit(&published_pid, memory_order_acquire) == pid) {
     atomic_store_explicit(&cg_stats_pending, 0, memory_order_relaxed);
