@@ -244,6 +244,17 @@ static int arm_sndtimeo(int fd, int64_t b)
   return r_setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0;
 }
 
+/* The first blocking connect of a process is bounded by SO_SNDTIMEO (two system calls), not by
+ * the watchdog: a process that makes one (psql, redis-cli, a short python script) would pay for
+ * a thread, ~0.1-0.3 ms to start and name here, to save those two calls once. The second one
+ * starts it. A fork child inherits the count: its first blocking connect starts its own. */
+static atomic_int blocking_connects;
+static int thread_worth_it(void)
+{
+  return cg_wd_status() == 1 || atomic_load_explicit(&blocking_connects, memory_order_relaxed) > 0 ||
+         atomic_fetch_add(&blocking_connects, 1) > 0;
+}
+
 /* The kernel's word, for the paths after a failure or a cut attempt. */
 static int is_blocking(int fd)
 {
@@ -298,7 +309,7 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
       /* Until a blocking connect has started the thread, a non-blocking one (curl, node: their
        * attempts are bounded in poll) needs no bound and must not start it. Its mode is
        * remembered for a socket made here; anything else costs one F_GETFL. */
-      wd = cg_wd_arm(fd, t0 + bound_ns, bound_ns);
+      wd = thread_worth_it() ? cg_wd_arm(fd, t0 + bound_ns, bound_ns) : 0;
       if (!wd) armed = arm_sndtimeo(fd, bound_ns);
     }
   }

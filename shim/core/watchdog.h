@@ -4,7 +4,8 @@
  *
  * Why shutdown() works: on a socket in SYN_SENT it disconnects (checked on Linux 6.18), the
  * blocked connect() wakes with ECONNRESET and the socket can connect again, which is what a
- * retry needs. The thread is started on the first blocking connect that needs a bound, blocks
+ * retry needs. The thread is started on the second blocking connect that needs a bound (the first
+ * is bounded by SO_SNDTIMEO: connect_block.c), blocks
  * every signal, and sleeps on a futex; CONNGUARD_WATCHDOG=0, or a failed start, selects the
  * SO_SNDTIMEO bound instead. */
 #ifndef CG_WATCHDOG_H

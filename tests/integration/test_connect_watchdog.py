@@ -1,7 +1,7 @@
 """The watchdog that bounds the first attempt of a blocking connect (CONNGUARD_WATCHDOG, on by
 default) and its fallback, a temporary SO_SNDTIMEO (CONNGUARD_WATCHDOG=0): same results and
-records either way; the thread exists only when a blocking connect needed it, blocks signals,
-and a fork child gets its own."""
+records either way; the thread exists only from a process's second blocking connect that needs
+a bound (the first uses SO_SNDTIMEO), blocks signals, and a fork child gets its own."""
 import os
 import shutil
 import subprocess
@@ -24,7 +24,8 @@ def names():
     return out
 open("/proc/self/status").read()
 print("before", ",".join(names()))
-if sys.argv[1] != "none":
+# "blocking": two blocking connects (the second starts the thread); "blocking1": one.
+for i in range(0 if sys.argv[1] == "none" else 2 if sys.argv[1] == "blocking" else 1):
     s = socket.socket()
     if sys.argv[1] == "nonblocking":
         s.setblocking(False)
@@ -44,7 +45,10 @@ def _threads(lines):
     return d["before"].split(","), d["after"].split(",")
 
 
-def test_thread_starts_at_the_first_blocking_connect_only():
+def test_thread_starts_at_the_second_blocking_connect_only():
+    """The first blocking connect of a process is bounded by SO_SNDTIMEO (a process that makes
+    one never pays for a thread); the second starts the thread. Never for non-blocking connects,
+    with CONNGUARD_WATCHDOG=0, or when timeouts are not retried."""
     with cglib.FullBacklog() as fb:   # a live listener: the connect succeeds at once
         port = fb.port
         fb.listener.listen(8)
@@ -53,7 +57,8 @@ def test_thread_starts_at_the_first_blocking_connect_only():
         before, after = _threads(p.out)
         check("connguard-wd" not in before, "no thread before any connect", got=before)
         check(after.count("connguard-wd") == 1, "one watchdog thread after a blocking connect", got=after)
-        for mode, env in (("none", None), ("nonblocking", None), ("blocking", {"CONNGUARD_WATCHDOG": "0"}),
+        for mode, env in (("none", None), ("nonblocking", None), ("blocking1", None),
+                          ("blocking", {"CONNGUARD_WATCHDOG": "0"}),
                           ("blocking", {"CONNGUARD_RETRY_ON": "refused"})):
             p = cglib.run([cglib.PYTHON, "-c", PY_THREADS, mode, str(port)], env=env, timeout=30)
             check(p.returncode == 0, "python", got=p.err)
@@ -76,8 +81,41 @@ def _syn_drop_blocking(extra):
         return recs
 
 
-def test_syn_drop_blocking_with_watchdog():
+def test_syn_drop_blocking_first_connect():
+    """A process's first blocking connect: its first attempt is bounded by SO_SNDTIMEO."""
     _syn_drop_blocking({})
+
+
+# A healthy blocking connect first, then one to a SYN dropper: the second connect of the
+# process starts the watchdog, which cuts its first attempt.
+PY_SECOND = r"""
+import os, socket, sys
+s = socket.socket(); s.connect(("127.0.0.1", int(sys.argv[1]))); s.close()
+try:
+    socket.socket().connect(("127.0.0.1", int(sys.argv[2])))
+    print("connected")
+except TimeoutError:
+    print("timeout")
+names = []
+for t in os.listdir("/proc/self/task"):
+    with open("/proc/self/task/%s/comm" % t) as f:
+        names.append(f.read().strip())
+print("threads", ",".join(sorted(names)))
+"""
+
+
+def test_syn_drop_blocking_with_watchdog():
+    with cglib.FullBacklog() as live, cglib.FullBacklog() as fb, LogDir() as lg:
+        live.listener.listen(8)
+        p = cgconn.timed_run([cglib.PYTHON, "-c", PY_SECOND, str(live.port), str(fb.port)], env=lg.env(**SYN_ENV),
+                             timeout=30)
+        lines = p.out.splitlines()
+        check(p.returncode == 0 and lines[:1] == ["timeout"], "python got ETIMEDOUT", got=(p.out, p.err))
+        check("connguard-wd" in lines[1].split(" ", 1)[1].split(","), "the watchdog thread runs", got=p.out)
+        recs = lg.records()
+        cgconn.check_failures(recs, 3, errno="ETIMEDOUT", dst="127.0.0.1:%d" % fb.port, last="give_up")
+        check(180 <= recs[0]["elapsed_ms"] < 1500, "first attempt cut at its 200 ms bound", got=recs[0])
+        check(p.elapsed < 5, "took %.1fs" % p.elapsed)
 
 
 def test_syn_drop_blocking_with_sndtimeo_fallback():
@@ -97,7 +135,7 @@ def test_bad_watchdog_value_warns_once_and_keeps_the_default():
 
 
 # A blocking connect to a SYN-dropping listener, cut by SIGALRM after 1 s: the watchdog
-# thread (started by a first connect) must not take the signal, or the main thread's connect
+# thread (started by this second connect of the process) must not take the signal, or the main thread's connect
 # would run on until the shim's 5 s bound.
 PY_ALARM = r"""
 import signal, socket, sys, time
@@ -193,7 +231,9 @@ def test_healthy_connect_costs_no_system_call_for_its_bound():
     identity is taken only if it is still open when the thread makes its next one). With CONNGUARD_WATCHDOG=0, the SO_SNDTIMEO
     bound makes its two setsockopt calls per connect."""
     c = _syscalls_of_healthy_connects({})
-    check(c.get("setsockopt", 0) == 0 and c.get("getsockopt", 0) == 0, "no socket option calls", got=c)
+    # The process's first blocking connect is bounded by SO_SNDTIMEO (set, restored): two calls
+    # in all, none for the 199 that follow.
+    check(c.get("setsockopt", 0) == 2 and c.get("getsockopt", 0) == 0, "no socket option calls after the first connect", got=c)
     # The thread's own sleeps and its start-up handshake are a few; a wake-up per connect
     # would be 200 more.
     check(c.get("futex", 0) < 20, "connects did not wake the watchdog", got=c)
@@ -203,5 +243,5 @@ def test_healthy_connect_costs_no_system_call_for_its_bound():
     c = _syscalls_of_healthy_connects({"CONNGUARD_WATCHDOG": "0"})
     check(c.get("setsockopt", 0) == 400, "two setsockopt per connect without the watchdog", got=c)
     c = _syscalls_of_healthy_connects({"CONNGUARD_LEAKS": "off"})
-    check(c.get("setsockopt", 0) == 0 and c.get("getsockopt", 0) == 0, "leaks off: no socket option calls", got=c)
+    check(c.get("setsockopt", 0) == 2 and c.get("getsockopt", 0) == 0, "leaks off: no socket option calls after the first connect", got=c)
     check(c.get("newfstatat", 0) + c.get("fstat", 0) < 40, "leaks off: no fstat per socket", got=c)
