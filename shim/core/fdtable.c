@@ -81,8 +81,8 @@ struct cg_conn *cg_conn_attach(struct cg_fd *e)
   return 0;
 }
 
-/* Lock held: gives the record back once the entry is no longer active. */
-static void conn_settle(struct cg_fd *e)
+/* Lock held: gives the record back once the entry is no longer active (fdtable.h). */
+void cg_conn_settle(struct cg_fd *e)
 {
   unsigned i = e->conn;
   if (!i || cg_state_active(atomic_load_explicit(&e->state, memory_order_acquire))) return;
@@ -99,13 +99,8 @@ static void conn_settle(struct cg_fd *e)
 static void conn_settle_unlocked(struct cg_fd *e)
 {
   if (!__atomic_load_n(&e->conn, __ATOMIC_RELAXED) || atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) return;
-  conn_settle(e);
+  cg_conn_settle(e);
   atomic_store_explicit(&e->lock, 0, memory_order_release);
-}
-
-void cg_conn_settle(struct cg_fd *e)
-{
-  conn_settle(e);
 }
 
 int cg_active_add(int fd)

@@ -113,6 +113,7 @@ static inline struct cg_fd *cg_fd_peek(int fd);
 void cg_fd_lock(struct cg_fd *e);
 /* Gives the record back first when the entry is no longer active. Inline below. */
 static inline void cg_fd_unlock(struct cg_fd *e);
+/* Lock held: gives the record back when the entry is no longer active (cg_fd_unlock calls it). */
 void cg_conn_settle(struct cg_fd *e);
 
 /* Fds with a connect the engine still owns (CONNECTING, WAITING, FAILED, PASSED). Kept as a

@@ -93,7 +93,6 @@ int cg_log_json(void) { return json; }
 /* exit() runs the calling thread's thread_local destructors before any atexit handler: one
  * registered for the main thread tells us that exit has begun. Weak: not every libc has it. */
 extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso) __attribute__((weak));
-extern void *__dso_handle;
 static volatile int exiting;
 static void exit_begins(void *arg) { (void)arg; exiting = 1; }
 

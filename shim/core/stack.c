@@ -13,18 +13,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-typedef _Unwind_Reason_Code (*bt_fn)(_Unwind_Trace_Fn, void *);
-typedef _Unwind_Ptr (*getip_fn)(struct _Unwind_Context *);
-typedef _Unwind_Word (*getcfa_fn)(struct _Unwind_Context *);
-
-/* libgcc's unwinder, linked into the shim (Makefile: -static-libgcc, its names kept local by
- * --exclude-libs): no library to load at the first capture (dlopen of libgcc_s cost every
- * process that made a socket 0.3-0.5 ms here), and nothing added to the program's global scope.
- * Through pointers set at the first capture, as when they came from dlsym. */
-static bt_fn ug_backtrace;
-static getip_fn ug_getip;
-static getcfa_fn ug_getcfa;
-static atomic_int state;            /* 0 not loaded, 1 loading, 2 ready, 3 unavailable */
+/* The unwinder is libgcc's, linked into the shim (Makefile: -static-libgcc, its names kept local
+ * by --exclude-libs): no library to load at the first capture (dlopen of libgcc_s cost every
+ * process that made a socket 0.3-0.5 ms here), and nothing added to the program's global scope. */
+static atomic_int state;            /* 0 not ready, 1 readying, 2 ready */
 static __thread int loading_here;   /* this thread is inside the load (a signal handler too) */
 static atomic_int loading_pid;      /* process that set state 1 */
 static uintptr_t self_lo, self_hi;
@@ -67,21 +59,17 @@ static int unwinder_ready(void)
 {
   int s = atomic_load_explicit(&state, memory_order_acquire);
   if (s == 2) return 1;
-  if (s == 3 || loading_here) return 0;
+  if (loading_here) return 0;
   int expect = 0;
   if (s == 0) atomic_store(&loading_pid, (int)syscall(SYS_getpid));   /* before state 1 is visible: a fork child checks it */
   if (atomic_compare_exchange_strong(&state, &expect, 1)) {
     int saved = errno;
     loading_here = 1;
     if (!self_hi) dl_iterate_phdr(find_self, (void *)(uintptr_t)&cg_addr_is_ours);
-    ug_backtrace = _Unwind_Backtrace;
-    ug_getip = _Unwind_GetIP;
-    ug_getcfa = _Unwind_GetCFA;
-    int ok = 1;
     loading_here = 0;
     errno = saved;
-    atomic_store_explicit(&state, ok ? 2 : 3, memory_order_release);
-    return ok;
+    atomic_store_explicit(&state, 2, memory_order_release);
+    return 1;
   }
   while ((s = atomic_load_explicit(&state, memory_order_acquire)) == 1) {
     /* A fork child of a process that was loading in another thread: nobody will finish. */
@@ -255,9 +243,9 @@ struct walk {
 CG_READS_FRAMES static _Unwind_Reason_Code walk_step(struct _Unwind_Context *ctx, void *arg)
 {
   struct walk *w = arg;
-  uintptr_t pc = ug_getip(ctx);
+  uintptr_t pc = _Unwind_GetIP(ctx);
   if (!pc) return _URC_END_OF_STACK;
-  uintptr_t slot = (uintptr_t)ug_getcfa(ctx) - sizeof(uintptr_t);
+  uintptr_t slot = (uintptr_t)_Unwind_GetCFA(ctx) - sizeof(uintptr_t);
   if (slot <= w->fp) return _URC_NO_REASON;     /* the capture's own frames */
   if (w->n >= CS_RAW) return _URC_END_OF_STACK;
 #if defined(__x86_64__)
@@ -292,7 +280,7 @@ __attribute__((noinline)) static uint32_t stack_at(uintptr_t fp, uintptr_t ra, i
   atomic_fetch_add_explicit(&cs_misses, 1, memory_order_relaxed);
   struct walk w;
   w.fp = fp; w.n = 0; w.prog = 0; w.max = max; w.cacheable = 1; w.ours[0] = w.ours[1] = 0;
-  ug_backtrace(walk_step, &w);
+  _Unwind_Backtrace(walk_step, &w);
   uintptr_t mine[CG_MAX_STACK];
   if (!pcs) pcs = mine;
   n = cs_pcs(w.val, w.ours, w.n, pcs, max);
