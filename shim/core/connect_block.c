@@ -234,6 +234,17 @@ static int watchdog_may_cut(int fd, const struct sockaddr *a, socklen_t l)
   return r_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &vl) == 0 && v == IPPROTO_TCP;
 }
 
+/* Whether this connect may wait for an answer, so that a bound on it could matter. A UDP
+ * socket's connect() never waits, and no connect of an AF_INET/AF_INET6 socket that is not TCP
+ * is retried (cg_eligible): for one made here, known without a system call, it gets no bound
+ * (which cost two setsockopt calls per connect: DNS clients connect a UDP socket per query). */
+static int may_wait(struct cg_fd *e, const struct sockaddr *a, socklen_t l)
+{
+  int fam = family_of(a, l);
+  if ((fam == AF_INET || fam == AF_INET6) && cg_fd_made_here(e)) return e->tcp;
+  return 1;
+}
+
 /* The fallback bound, a temporary SO_SNDTIMEO (no effect on a non-blocking socket, so its
  * flags need not be read): two system calls per connect. The caller restores prog_tv right
  * after connect(). */
@@ -302,7 +313,7 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   struct timeval prog_tv;
   int64_t bound_ns = 0;
   int armed = 0, wd = 0;
-  if (cg_timeouts_retried() && cg_dst_wanted(a, l) && first_attempt_bound(fd, &prog_tv, &bound_ns)) {
+  if (cg_timeouts_retried() && cg_dst_wanted(a, l) && may_wait(e, a, l) && first_attempt_bound(fd, &prog_tv, &bound_ns)) {
     if (!watchdog_may_cut(fd, a, l)) {
       armed = arm_sndtimeo(fd, bound_ns);
     } else if (cg_wd_status() == 1 || cg_fd_blocking(fd, e)) {

@@ -3,6 +3,7 @@
  * calls a healthy event loop makes, for `strace -c` with and without the shim.
  *
  * usage: nb_many N poll|epoll sock|fcntl|ioctl [PORT]
+ *        nb_many N udp    N blocking UDP connects (and closes), as a DNS client makes: "ok N"
  *   sock   SOCK_NONBLOCK at socket(); fcntl: F_GETFL + F_SETFL; ioctl: FIONBIO
  *   PORT   connect there instead (a closed port: each connect must fail, the errno and the call
  *          that saw it are printed once per distinct result: "ECONNREFUSED via getsockopt")
@@ -34,12 +35,22 @@ static int set_nb(int fd, const char *how, int on)
 
 int main(int argc, char **argv)
 {
-  if (argc < 4) { fprintf(stderr, "usage: nb_many N poll|epoll sock|fcntl|ioctl [PORT]\n"); return 2; }
+  if (argc < 3 || (argc < 4 && strcmp(argv[2], "udp"))) { fprintf(stderr, "usage: nb_many N poll|epoll|udp [sock|fcntl|ioctl [PORT]]\n"); return 2; }
   int n = atoi(argv[1]), use_epoll = !strcmp(argv[2], "epoll");
   const char *how = argv[3];
   int port = argc > 4 ? atoi(argv[4]) : 0;
   struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
   socklen_t sl = sizeof sa;
+  if (!strcmp(argv[2], "udp")) {
+    sa.sin_port = htons(9);   /* a UDP connect sends nothing: no listener needed */
+    for (int i = 0; i < n; i++) {
+      int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (u < 0 || connect(u, (struct sockaddr *)&sa, sl)) { perror("udp"); return 2; }
+      close(u);
+    }
+    printf("ok %d\n", n);
+    return 0;
+  }
   int lfd = -1;
   if (!port) {
     lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

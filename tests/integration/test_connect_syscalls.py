@@ -88,6 +88,13 @@ def test_healthy_nonblocking_connects_defaults():
             _compare(mode, how, None)
 
 
+def test_udp_connects_add_no_system_call():
+    """A UDP connect() never waits (DNS clients make one per query): no bound armed on it, so
+    not the two setsockopt(SO_SNDTIMEO) calls a blocking TCP connect's first attempt may get."""
+    for env in (None, {"CONNGUARD_LEAKS": "off"}):
+        _compare("udp", "-", env)
+
+
 test_healthy_nonblocking_connects_add_no_system_call_leaks_off.timeout = 300
 test_healthy_nonblocking_connects_defaults.timeout = 300
 
