@@ -19,7 +19,7 @@ static __thread int resolving;    /* this thread is inside dlsym: hooks must use
   X(ppoll) X(select) X(pselect) X(epoll_ctl) X(epoll_wait) X(epoll_pwait) X(epoll_pwait2) \
   X(getaddrinfo) X(dup2) X(dup3) X(close_range) X(closefrom) X(fork) X(accept) X(accept4) \
   X(socketpair) X(dup) X(fcntl) X(fcntl64) X(fclose) X(execve) X(execvpe) X(execvp) \
-  X(fexecve) X(execveat) X(quick_exit) X(ioctl)
+  X(fexecve) X(execveat) X(quick_exit) X(ioctl) X(dlclose)
 #define NAME(n) #n "\0"
 static char names[] CG_STARTUP_DATA = CG_REAL_FUNCS(NAME);
 #undef NAME

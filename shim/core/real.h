@@ -44,6 +44,7 @@ struct cg_real {
   int (*execveat)(int, const char *, char *const[], char *const[], int);
   void (*quick_exit)(int);
   int (*ioctl)(int, unsigned long, ...);
+  int (*dlclose)(void *);   /* hooks/dlclose.c: only to tell the stack cache of unloads */
 };
 
 extern struct cg_real cg_real;

@@ -91,7 +91,7 @@ static int unwinder_ready(void)
  * pins the stack depth and the stack itself: another thread's stack has other addresses).
  * A hit is accepted only when every return address of the cached stack is still in its slot
  * on the stack (slot = the frame's CFA - 8 on x86_64, checked when the entry is made) and no
- * library was unloaded since (dl_iterate_phdr's dlpi_subs): a fork child, another caller
+ * library was unloaded by dlclose() since (dl_gen below): a fork child, another caller
  * with the same depth, code replaced at the same address all get a fresh capture. Several
  * stacks may be cached under one key (the ways of its set): two callers at the same depth
  * taken in turn (the two ends of a socketpair) would otherwise unwind at every call. Shared by
@@ -106,7 +106,7 @@ struct cs_entry {
   atomic_uint seq;       /* odd while written */
   uint32_t id;           /* stacktab id, 0 when the table was full */
   uintptr_t fp, ra;      /* key */
-  uint64_t gen;          /* dlpi_subs when made */
+  uint64_t gen;          /* dl_gen when made */
   uint32_t max, n;       /* frames asked for; raw frames verified */
   uint64_t ours[2];      /* bit i: val[i] is in the shim (not reported) */
   uint32_t off[CS_RAW];  /* slot - fp */
@@ -123,17 +123,44 @@ static atomic_ulong cs_hits, cs_misses, cs_moved, cs_unloaded, cs_uncacheable;
 #define LD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
 #define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
 
+/* The loader's unload count (dl_iterate_phdr's dlpi_subs, global: the first object is enough). */
 static int subs_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
-  *(uint64_t *)arg = (uint64_t)info->dlpi_subs;
-  return 1;   /* the counter is global: the first object is enough */
+  *(unsigned long *)arg = (unsigned long)info->dlpi_subs;
+  return 1;
 }
 
-static uint64_t dl_gen(void)
+static unsigned long dl_subs(void)
 {
-  uint64_t g = 0;
+  unsigned long g = 0;
   dl_iterate_phdr(subs_cb, &g);
   return g;
+}
+
+/* Unloads as the dlclose() hook sees them: a lookup reads two words instead of walking the
+ * loader's list under its lock (dl_iterate_phdr, ~150 instructions, twice per request of a
+ * client that connects non-blocking). dl_gen counts dlclose() calls that unloaded something
+ * (dlpi_subs moved across the call: a dlclose that only drops a reference keeps the cache);
+ * dl_busy counts dlclose() calls under way, during which nothing is read from or written to
+ * the cache: from the munmap to the count's bump another thread may already run a library
+ * mapped at the same address. What this cannot see: docs/design.md, "Stacks". */
+static atomic_uint dl_busy, dl_gen;
+
+unsigned long cg_stack_unload_begin(void)
+{
+  atomic_fetch_add(&dl_busy, 1);
+  int e = errno;
+  unsigned long subs = dl_subs();
+  errno = e;
+  return subs;
+}
+
+void cg_stack_unload_end(unsigned long token)
+{
+  int e = errno;
+  if (dl_subs() != token) atomic_fetch_add_explicit(&dl_gen, 1, memory_order_release);
+  errno = e;
+  atomic_fetch_sub_explicit(&dl_busy, 1, memory_order_release);
 }
 
 static unsigned cs_hash(uintptr_t fp, uintptr_t ra)
@@ -275,8 +302,10 @@ __attribute__((noinline)) static uint32_t stack_at(uintptr_t fp, uintptr_t ra, i
   if (npcs) *npcs = 0;
   if (max <= 0 || !unwinder_ready()) return 0;
   if (max > CG_MAX_STACK) max = CG_MAX_STACK;
-  uint64_t gen = dl_gen();
-  if (cs_lookup(fp, ra, max, gen, &id, pcs, npcs)) return id;
+  /* busy first: a count of 0 read after an unload's end makes its bump of dl_gen visible. */
+  int busy = atomic_load_explicit(&dl_busy, memory_order_acquire) != 0;
+  uint64_t gen = atomic_load_explicit(&dl_gen, memory_order_acquire);
+  if (!busy && cs_lookup(fp, ra, max, gen, &id, pcs, npcs)) return id;
   atomic_fetch_add_explicit(&cs_misses, 1, memory_order_relaxed);
   struct walk w;
   w.fp = fp; w.n = 0; w.prog = 0; w.max = max; w.cacheable = 1; w.ours[0] = w.ours[1] = 0;
@@ -286,7 +315,7 @@ __attribute__((noinline)) static uint32_t stack_at(uintptr_t fp, uintptr_t ra, i
   n = cs_pcs(w.val, w.ours, w.n, pcs, max);
   if (npcs) *npcs = n;
   id = cg_stacktab_intern(pcs, n);
-  if (w.cacheable && w.n > 0) cs_store(fp, ra, max, gen, id, w.val, w.off, w.ours, w.n);
+  if (w.cacheable && !busy && w.n > 0) cs_store(fp, ra, max, gen, id, w.val, w.off, w.ours, w.n);
   else atomic_fetch_add_explicit(&cs_uncacheable, 1, memory_order_relaxed);
   return id;
 }

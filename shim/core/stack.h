@@ -11,7 +11,7 @@
 /* Both calls below take the caller's stack: up to max (<= CG_MAX_STACK) return addresses,
  * innermost first, frames inside libconnguard itself skipped. They share a call-site cache
  * (key: the caller's frame and return address; a hit re-checks every return address in its
- * stack slot, and any library unloaded since forces a fresh unwind), so a stack made again
+ * stack slot, and a library unloaded by dlclose() since forces a fresh unwind), so a stack made again
  * from the same call site at the same depth costs ~50 ns instead of an unwind (~5 us).
  * Thread-safe and fork-safe; a hit is lock-free and allocation-free. The first call in a
  * process loads libgcc_s (dlopen: not from a signal handler that may have interrupted the
@@ -30,6 +30,10 @@ struct cg_stack_counts { unsigned long hits, misses, moved, unloaded, uncacheabl
 void cg_stack_cache_counts(struct cg_stack_counts *c);
 /* Tests only: the address range treated as the shim's own (default: this object). */
 void cg_stack_set_self(uintptr_t lo, uintptr_t hi);
+/* hooks/dlclose.c, around the real dlclose(): begin returns a token for end. While one runs,
+ * captures bypass the cache; an unload it made invalidates every entry. Keep errno. */
+unsigned long cg_stack_unload_begin(void);
+void cg_stack_unload_end(unsigned long token);
 /* Name of the backend in use: "libgcc" once loaded, "none" before or when it is missing. */
 const char *cg_stack_backend(void);
 

@@ -6,6 +6,7 @@
 #include <check.h>
 #include "cgtest.h"
 #include <dlfcn.h>
+#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
@@ -247,6 +248,27 @@ START_TEST(library_replaced_at_the_same_address)
 }
 END_TEST
 
+/* A dlclose() that unloads nothing (another reference is left) keeps the cache, and the hook
+ * leaves errno as the real dlclose() does. */
+START_TEST(dlclose_of_a_reference_keeps_the_cache)
+{
+  void *h1 = lib_open("libcgsa.so"), *h2 = lib_open("libcgsa.so");
+  call_fn fa = (call_fn)dlsym(h1, "cgs_call");
+  uint32_t a[2], b[2];
+  lib_twice(fa, a);
+  errno = 1234;
+  ck_assert_int_eq(dlclose(h2), 0);
+  ck_assert_int_eq(errno, 1234);
+  lib_twice(fa, b);
+  struct cg_stack_counts c = counts();
+  ck_assert_uint_eq(b[0], a[0]);
+  ck_assert_uint_eq(c.unloaded, 0);
+  ck_assert_uint_eq(c.misses, 1);
+  ck_assert_uint_eq(c.hits, 3);
+  ck_assert_int_eq(dlclose(h1), 0);
+}
+END_TEST
+
 #define NTHREADS 4
 #define ROUNDS 3000
 
@@ -291,6 +313,7 @@ static Suite *suite(void)
   tcase_add_test(tc, capture_copies_the_cached_frames);
   tcase_add_test(tc, fork_child_gets_its_own_stack);
   tcase_add_test(tc, library_replaced_at_the_same_address);
+  tcase_add_test(tc, dlclose_of_a_reference_keeps_the_cache);
   tcase_add_test(tc, threads_each_get_their_stacks);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
