@@ -133,22 +133,17 @@ void cg_active_del(int fd)
 }
 
 
-
-void cg_fd_forget_entry(int fd, struct cg_fd *e)
+void cg_fd_left_active(int fd, struct cg_fd *e)
 {
-  atomic_store_explicit(&e->made, 0, memory_order_relaxed);
-  atomic_store_explicit(&e->nbk, CG_NB_UNKNOWN, memory_order_relaxed);
-  atomic_fetch_add_explicit(&e->gen, 1, memory_order_acq_rel);
-  unsigned old = atomic_exchange_explicit(&e->state, CG_FD_NONE, memory_order_acq_rel);
-  if (cg_state_active(old)) { cg_active_del(fd); conn_settle_unlocked(e); }
-  if (atomic_load_explicit(&e->track, memory_order_relaxed)) cg_leak_forget(fd, e);
+  cg_active_del(fd);
+  conn_settle_unlocked(e);
 }
 
 unsigned cg_fd_set_state(int fd, struct cg_fd *e, unsigned st)
 {
   unsigned old = atomic_exchange_explicit(&e->state, st, memory_order_acq_rel);
   int was = cg_state_active(old), is = cg_state_active(st);
-  if (was && !is) { cg_active_del(fd); conn_settle_unlocked(e); }
+  if (was && !is) cg_fd_left_active(fd, e);
   return old;
 }
 

@@ -164,9 +164,15 @@ static inline int cg_is_tcp(int domain, int type, int protocol)
          (protocol == 0 || protocol == IPPROTO_TCP);
 }
 
-/* close(): async-signal-safe. Drops the entry's connect state and its leak tracking. */
-static inline void cg_fd_forget(int fd);
-void cg_fd_forget_entry(int fd, struct cg_fd *e);
+/* Whether the shim holds anything for the entry: connect state, leak tracking, made here.
+ * Reads one cache line: what close() of an fd the shim knows nothing about costs. */
+static inline int cg_fd_known(struct cg_fd *e);
+/* The fd was closed: drops the entry's connect state (async-signal-safe, atomics only). Its
+ * leak tracking and everything else a close ends is the close path's (closepath.h). */
+static inline void cg_fd_closed(int fd, struct cg_fd *e);
+/* The entry left the active states: out of the active set, its record given back when nobody
+ * holds the lock (a try, never a wait: async-signal-safe). */
+void cg_fd_left_active(int fd, struct cg_fd *e);
 
 extern struct cg_fd *_Atomic cg_fd_chunks[CG_FD_MAX_CHUNKS];
 /* One past the highest fd whose entry the shim has handed out for writing (cg_fd_get) or
@@ -207,16 +213,11 @@ static inline void cg_fd_unlock(struct cg_fd *e)
   atomic_store_explicit(&e->lock, 0, memory_order_release);
 }
 
-/* Inline: close() of an fd the shim knows nothing about (a regular file, a pipe) costs a
- * table peek and one cache line of loads, no call, no store, no locked instruction. */
-static inline void cg_fd_forget(int fd)
+static inline int cg_fd_known(struct cg_fd *e)
 {
-  cg_wd_fd_closing(fd);
-  struct cg_fd *e = cg_fd_peek(fd);
-  if (e && (atomic_load_explicit(&e->state, memory_order_relaxed) != CG_FD_NONE ||
-            atomic_load_explicit(&e->track, memory_order_relaxed) != 0 ||
-            atomic_load_explicit(&e->made, memory_order_relaxed) != 0))
-    cg_fd_forget_entry(fd, e);
+  return atomic_load_explicit(&e->state, memory_order_relaxed) != CG_FD_NONE ||
+         atomic_load_explicit(&e->track, memory_order_relaxed) != 0 ||
+         atomic_load_explicit(&e->made, memory_order_relaxed) != 0;
 }
 
 static inline void cg_fd_note_shared(int fd)
@@ -229,6 +230,15 @@ static inline void cg_fd_note_shared(int fd)
 static inline int cg_state_active(unsigned s)
 {
   return s == CG_FD_CONNECTING || s == CG_FD_WAITING || s == CG_FD_FAILED || s == CG_FD_PASSED;
+}
+
+static inline void cg_fd_closed(int fd, struct cg_fd *e)
+{
+  atomic_store_explicit(&e->made, 0, memory_order_relaxed);
+  atomic_store_explicit(&e->nbk, CG_NB_UNKNOWN, memory_order_relaxed);
+  atomic_fetch_add_explicit(&e->gen, 1, memory_order_acq_rel);
+  unsigned old = atomic_exchange_explicit(&e->state, CG_FD_NONE, memory_order_acq_rel);
+  if (cg_state_active(old)) cg_fd_left_active(fd, e);
 }
 
 #endif

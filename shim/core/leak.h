@@ -57,7 +57,7 @@ void cg_leak_replaced(int fd);
 /* Takes now the identity (device, inode) of the sockets this thread recorded without one yet
  * (leak.c, "identity"): for tests, and wherever the shim must know them. */
 void cg_leak_settle(void);
-/* Close paths (cg_fd_forget): async-signal-safe, atomics only. */
+/* The close path (closepath.h): async-signal-safe, atomics only. */
 void cg_leak_forget(int fd, struct cg_fd *e);
 /* 1 in a child that runs in its parent's memory (vfork, or a raw clone without fork
  * handlers): closes there must not touch the shared fd table. One getpid() syscall:

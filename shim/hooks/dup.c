@@ -1,8 +1,8 @@
 /* dup2/dup3 close their target first: whatever we knew about that number is gone. The copy
  * of a tracked socket is itself tracked (leak detection), created where the dup happened. */
 #include "hook.h"
+#include "closepath.h"
 #include "leak.h"
-#include "log.h"
 
 static inline int after(int old, int r)
 {
@@ -25,16 +25,14 @@ CG_EXPORT int dup(int old)
 
 CG_EXPORT int dup2(int old, int new)
 {
-  if (__builtin_expect(new == 2, 0) && old != new) cg_log_fd_closing(2, 2);
-  if (old != new) cg_fd_forget(new);
+  cg_close_dup_target(old, new);
   if (cg_real_peek()) return after(old, cg_real.dup2(old, new));
   return (int)syscall(SYS_dup2, old, new);
 }
 
 CG_EXPORT int dup3(int old, int new, int flags)
 {
-  if (__builtin_expect(new == 2, 0) && old != new) cg_log_fd_closing(2, 2);
-  if (old != new) cg_fd_forget(new);
+  cg_close_dup_target(old, new);
   if (cg_real_peek()) return after(old, cg_real.dup3(old, new, flags));
   return (int)syscall(SYS_dup3, old, new, flags);
 }

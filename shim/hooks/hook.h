@@ -23,7 +23,4 @@
     errno = cg_e_;                                \
     cg_r_; })
 
-/* close.c: what close_range()/closefrom() of [lo, hi] makes the shim forget (async-signal-safe). */
-void cg_forget_range(unsigned lo, unsigned hi);
-
 #endif

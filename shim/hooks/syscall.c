@@ -5,9 +5,8 @@
  * Then the system call itself, made here (the shim's own syscall() calls land here too, and
  * its hooks fall back to syscall(): no call back into them). x86-64 only; elsewhere libc's. */
 #include "hook.h"
-#include "log.h"
+#include "closepath.h"
 #include "rawsys.h"
-#include <linux/close_range.h>
 #include <stdarg.h>
 
 #if defined(__x86_64__)
@@ -21,20 +20,16 @@ CG_EXPORT long syscall(long nr, ...)
   va_end(ap);
   switch (nr) {
   case SYS_close:
-    if (a == 2) cg_log_fd_closing(2, 2);
-    cg_fd_forget((int)a);
+    cg_close_fd((int)a);
     break;
   case SYS_dup2:
   case SYS_dup3:
     if (a == b) break;
-    if (b == 2) cg_log_fd_closing(2, 2);
-    cg_fd_forget((int)b);
+    cg_close_dup_target((int)a, (int)b);
     cg_fd_note_shared((int)a);
     break;
   case SYS_close_range:
-    if (((int)c & CLOSE_RANGE_CLOEXEC) || (unsigned)a > (unsigned)b) break;
-    cg_log_fd_closing((int)((unsigned)a > 3 ? 3 : a), (int)((unsigned)b > 3 ? 3 : b));
-    cg_forget_range((unsigned)a, (unsigned)b);
+    cg_close_range((unsigned)a, (unsigned)b, (int)c);
     break;
   }
   long r = cg_sys6(nr, a, b, c, d, e, f);

@@ -5,6 +5,7 @@
 #include "cgtest.h"
 #include <stdlib.h>
 #include "fdtable.h"
+#include "closepath.h"
 
 #define BASE 5000   /* fd numbers of our own, away from the test's real descriptors */
 
@@ -22,7 +23,7 @@ static struct cg_conn *take(int fd)
 
 static void end_all(int n)
 {
-  for (int i = 0; i < n; i++) cg_fd_forget(BASE + i);
+  for (int i = 0; i < n; i++) cg_close_fd(BASE + i);
 }
 
 START_TEST(entry_is_small)
@@ -80,7 +81,7 @@ START_TEST(close_while_locked_leaves_it_to_the_holder)
   struct cg_conn *c = take(BASE);
   struct cg_fd *e = cg_fd_peek(BASE);
   cg_fd_lock(e);
-  cg_fd_forget(BASE);                       /* close() from a signal handler or another thread */
+  cg_close_fd(BASE);                       /* close() from a signal handler or another thread */
   ck_assert_uint_eq(atomic_load(&e->state), CG_FD_NONE);
   ck_assert_ptr_eq(cg_conn_of(e), c);       /* the holder may still read it */
   ck_assert_ptr_ne(take(BASE + 1), c);      /* and nobody else gets it meanwhile */

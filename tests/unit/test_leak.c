@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "engine.h"
+#include "closepath.h"
 #include "leak.h"
 #include "stacktab.h"
 #include "stats.h"
@@ -87,7 +88,7 @@ END_TEST
 START_TEST(closed_through_a_seen_path_is_not_reported)
 {
   int a = tracked_socket(SOCK_STREAM);
-  cg_fd_forget(a);
+  cg_close_fd(a);
   syscall(SYS_close, a);
   struct cg_leak_summary s;
   cg_leak_report(0, &s);
@@ -217,10 +218,10 @@ START_TEST(forget_by_another_owner_is_ignored)
   struct cg_fd *e = cg_fd_peek(a);
   pid_t me = e->owner;
   e->owner = me + 1;            /* as if inherited from a parent */
-  cg_fd_forget(a);
+  cg_close_fd(a);
   ck_assert_uint_ne(atomic_load(&e->track), 0);
   e->owner = me;
-  cg_fd_forget(a);
+  cg_close_fd(a);
   ck_assert_uint_eq(atomic_load(&e->track), 0);
 }
 END_TEST
@@ -266,7 +267,7 @@ START_TEST(published_and_unpublished)
   cg_leak_note_peer(a, (struct sockaddr *)&to, sizeof to);
   ck_assert_uint_eq(ls->peerlen, sizeof to);
   ck_assert_int_eq(memcmp(ls->peer, &to, sizeof to), 0);
-  cg_fd_forget(a);
+  cg_close_fd(a);
   ck_assert_uint_eq(atomic_load(&ls->ino), 0);
   ck_assert_int_eq(atomic_load(&cg_stats->open_sockets), 0);
   ck_assert_uint_eq(atomic_load(&cg_stats->leak_candidates), 0);
@@ -329,7 +330,7 @@ START_TEST(identical_stacks_are_published_once)
   assert_stack_of(other);
   /* Closing every socket of a stack leaves it stored for the next one from that site. */
   uint32_t k = slot_of(fds[0])->stack;
-  for (int i = 0; i < 50; i++) cg_fd_forget(fds[i]);
+  for (int i = 0; i < 50; i++) cg_close_fd(fds[i]);
   int again = tracked_socket(SOCK_DGRAM);
   ck_assert_uint_eq(slot_of(again)->stack, k);
   ck_assert_uint_eq(atomic_load(&cg_stats->leak_stacks_used), 2);
@@ -423,7 +424,7 @@ START_TEST(held_sockets_are_not_leaks)
   int sv2[2];
   ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2), 0);
   cg_leak_track_pair(sv2, AF_UNIX, SOCK_STREAM, 0);
-  cg_fd_forget(sv2[1]);
+  cg_close_fd(sv2[1]);
   syscall(SYS_close, sv2[1]);                                /* one end kept (java's pre-close fd) */
   int p2, c2 = tracked_client(l, &a, &p2);                   /* ended at both ends by the program */
   shutdown(c2, SHUT_WR);
@@ -469,8 +470,8 @@ START_TEST(pair_identity_taken_together_later)
   ck_assert_uint_eq(a->pair_ino, (uint32_t)sb.st_ino);
   ck_assert_uint_eq(b->pair_ino, (uint32_t)sa.st_ino);
   ck_assert_uint_eq(c->pair_ino, (uint32_t)sd.st_ino);
-  for (int i = 0; i < 8; i++) { cg_fd_forget(more[i]); syscall(SYS_close, more[i]); }
-  cg_fd_forget(sv2[1]);
+  for (int i = 0; i < 8; i++) { cg_close_fd(more[i]); syscall(SYS_close, more[i]); }
+  cg_close_fd(sv2[1]);
   syscall(SYS_close, sv2[1]);
   cg_cfg.leaks = CG_LEAKS_ALL;
   struct cg_leak_summary s;
