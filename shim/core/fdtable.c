@@ -1,12 +1,9 @@
 #include "fdtable.h"
-#include "leak.h"
-#include "watchdog.h"
-#include <errno.h>
+#include "startup.h"
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <string.h>
 #include <sys/mman.h>
 
 struct cg_fd *_Atomic cg_fd_chunks[CG_FD_MAX_CHUNKS];
@@ -15,6 +12,16 @@ atomic_int cg_active_count;
 
 atomic_int cg_active_fds[CG_ACTIVE_SLOTS];   /* fd + 1, 0 = free */
 atomic_int cg_active_hi;
+
+/* The creation path's pid (fdtable.h): in .data, written at start-up. */
+atomic_int cg_self_pid_v CG_STARTUP_DATA;
+
+pid_t cg_self_pid_slow(void)
+{
+  pid_t p = (pid_t)syscall(SYS_getpid);
+  atomic_store_explicit(&cg_self_pid_v, p, memory_order_relaxed);
+  return p;
+}
 
 struct cg_fd *cg_fd_get_slow(int fd, int create)
 {
@@ -45,62 +52,6 @@ void cg_fd_lock(struct cg_fd *e)
   while (atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) {
     if (++spins > 64) sched_yield();
   }
-}
-
-/* ---- in-flight records ---- */
-
-/* Untouched pages of the pool cost nothing; the lowest free record is taken, so a process
- * with a few connects in flight at a time touches one or two pages. */
-struct cg_conn cg_conn_pool[CG_ACTIVE_SLOTS];
-static _Atomic uint64_t conn_used[CG_ACTIVE_SLOTS / 64];
-
-struct cg_conn *cg_conn_attach(struct cg_fd *e)
-{
-  struct cg_conn *c = cg_conn_of(e);
-  if (c) {
-    /* A connect() again on a connect still held: the old one's probe role goes back now. */
-    if (c->coord.d) cg_coord_leave(&c->coord);
-    int removed = c->ep_removed;   /* still out of its epoll set: put back when connected */
-    memset(c, 0, sizeof *c);
-    c->ep_removed = removed;
-    return c;
-  }
-  for (unsigned w = 0; w < CG_ACTIVE_SLOTS / 64; w++) {
-    uint64_t u = atomic_load_explicit(&conn_used[w], memory_order_relaxed);
-    while (~u) {
-      unsigned b = (unsigned)__builtin_ctzll(~u);
-      if (atomic_compare_exchange_weak_explicit(&conn_used[w], &u, u | (1ull << b), memory_order_acquire,
-                                                memory_order_relaxed)) {
-        unsigned i = w * 64 + b;
-        memset(&cg_conn_pool[i], 0, sizeof cg_conn_pool[i]);
-        __atomic_store_n(&e->conn, i + 1, __ATOMIC_RELAXED);   /* close() peeks at it unlocked */
-        return &cg_conn_pool[i];
-      }
-    }
-  }
-  return 0;
-}
-
-/* Lock held: gives the record back once the entry is no longer active (fdtable.h). */
-void cg_conn_settle(struct cg_fd *e)
-{
-  unsigned i = e->conn;
-  if (!i || cg_state_active(atomic_load_explicit(&e->state, memory_order_acquire))) return;
-  /* Closed while it waited in a shared schedule: its probe role goes back now rather than at
-   * its lease's end (atomics and a futex wake: signal-safe, as close() needs). */
-  struct cg_conn *c = &cg_conn_pool[i - 1];
-  if (c->coord.d) { int err = errno; cg_coord_leave(&c->coord); errno = err; }
-  __atomic_store_n(&e->conn, 0, __ATOMIC_RELAXED);
-  atomic_fetch_and_explicit(&conn_used[(i - 1) / 64], ~(1ull << ((i - 1) % 64)), memory_order_release);
-}
-
-/* The entry left the active states without its lock: give the record back now if nobody holds
- * the lock (the holder does it at unlock otherwise). Async-signal-safe: one try, no wait. */
-static void conn_settle_unlocked(struct cg_fd *e)
-{
-  if (!__atomic_load_n(&e->conn, __ATOMIC_RELAXED) || atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) return;
-  cg_conn_settle(e);
-  atomic_store_explicit(&e->lock, 0, memory_order_release);
 }
 
 int cg_active_add(int fd)
@@ -136,7 +87,7 @@ void cg_active_del(int fd)
 void cg_fd_left_active(int fd, struct cg_fd *e)
 {
   cg_active_del(fd);
-  conn_settle_unlocked(e);
+  if (__atomic_load_n(&e->conn, __ATOMIC_RELAXED)) cg_conn_settle_try(e);
 }
 
 unsigned cg_fd_set_state(int fd, struct cg_fd *e, unsigned st)
@@ -164,7 +115,7 @@ void cg_fd_note_made(int fd, int domain, int type, int protocol)
   struct cg_fd *e = cg_fd_get(fd, 1);
   if (!e) return;
   e->tcp = cg_is_tcp(domain, type, protocol);
-  e->owner = cg_leak_self_pid();
+  e->owner = cg_self_pid();
   atomic_store_explicit(&e->made, 1, memory_order_release);
 }
 
@@ -172,7 +123,7 @@ int cg_fd_made_here(struct cg_fd *e)
 {
   return e && (atomic_load_explicit(&e->track, memory_order_acquire) == CG_VIA_SOCKET ||
                atomic_load_explicit(&e->made, memory_order_acquire)) &&
-         e->owner == cg_leak_self_pid();
+         e->owner == cg_self_pid();
 }
 
 void cg_fd_note_nonblock(int fd, int on)

@@ -9,7 +9,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include "watchdog.h"
 #include "coord.h"
 
 enum cg_fd_state {
@@ -23,6 +22,20 @@ enum cg_fd_state {
   CG_FD_BACKGROUND,   /* we gave up with EINPROGRESS/EINTR on a connect the kernel goes on with:
                          the program's next connect() calls are its own, passed through */
 };
+
+/* How a tracked socket came to be (cg_fd.track; leak.h records them). */
+enum cg_leak_via { CG_VIA_SOCKET = 1, CG_VIA_ACCEPT = 2, CG_VIA_SOCKETPAIR = 3, CG_VIA_DUP = 4 };
+
+/* This process's pid, for cg_fd.owner: cached, set at start-up (leak.c, without a call) and in
+ * the fork child. Close paths do not trust it (a vfork()ed child shares this memory):
+ * cg_leak_borrowed_memory. */
+extern atomic_int cg_self_pid_v;
+pid_t cg_self_pid_slow(void);
+static inline pid_t cg_self_pid(void)
+{
+  pid_t p = atomic_load_explicit(&cg_self_pid_v, memory_order_relaxed);
+  return p ? p : cg_self_pid_slow();
+}
 
 #define CG_FD_CHUNK_BITS 10
 #define CG_FD_CHUNK (1 << CG_FD_CHUNK_BITS)
@@ -72,7 +85,8 @@ _Static_assert(offsetof(struct cg_fd, made) + sizeof(atomic_uint) <= 64, "close(
  * CG_ACTIVE_SLOTS records (as many as the active set holds). Attached under the entry lock
  * when the engine takes a connect on; given back by whoever holds the lock when the entry is
  * no longer active (cg_fd_unlock), or by close() when the lock is free. A locked entry's
- * record stays put even when close() ends the connect meanwhile. */
+ * record stays put even when close() ends the connect meanwhile. The pool and what giving a
+ * record back ends (its coord ticket) are conn.c's. */
 struct cg_conn {
   unsigned attempt;           /* attempts started, 1-based */
   unsigned prev_delay_ms;
@@ -115,6 +129,9 @@ void cg_fd_lock(struct cg_fd *e);
 static inline void cg_fd_unlock(struct cg_fd *e);
 /* Lock held: gives the record back when the entry is no longer active (cg_fd_unlock calls it). */
 void cg_conn_settle(struct cg_fd *e);
+/* The entry left the active states without its lock: gives the record back now if nobody
+ * holds the lock (the holder does it at unlock otherwise). Async-signal-safe: one try, no wait. */
+void cg_conn_settle_try(struct cg_fd *e);
 
 /* Fds with a connect the engine still owns (CONNECTING, WAITING, FAILED, PASSED). Kept as a
  * small set so that poll/epoll hooks cost nothing when it is empty. A connect the set has no

@@ -24,23 +24,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* ---------- process identity ---------- */
-
-/* Cached for the creation path; refreshed in the fork child. close() does not trust it: a
- * vfork()ed child (python's subprocess) shares this memory and must not untrack the parent's
- * sockets when it closes its copies before exec. */
-static atomic_int self_pid_v CG_STARTUP_DATA;
-
-pid_t cg_leak_self_pid(void)
-{
-  pid_t p = atomic_load_explicit(&self_pid_v, memory_order_relaxed);
-  if (!p) {
-    p = (pid_t)syscall(SYS_getpid);
-    atomic_store_explicit(&self_pid_v, p, memory_order_relaxed);
-  }
-  return p;
-}
-
 /* ---------- publication in the stats segment ---------- */
 
 #define SLOT_WORDS (CG_LEAK_SLOTS / 64)
@@ -190,7 +173,7 @@ static void drop_stale(struct cg_fd *e)
     if (!atomic_compare_exchange_strong(&e->track, &t, 0)) return;
     slot_release(e);
     CG_STAT_ADD(open_sockets, -1);
-  } else if (cg_leak_self_pid() == real) {
+  } else if (cg_self_pid() == real) {
     atomic_compare_exchange_strong(&e->track, &t, 0);   /* inherited from the parent */
   }
   /* else: a vfork child running in its parent's memory: nothing here is ours to change. */
@@ -266,7 +249,7 @@ static void identity_taken(int fd, struct cg_fd *e, const struct stat *st)
   struct cg_fd *o = cg_fd_peek(other);
   struct stat ost;
   if (o && !o->ino && o->pair_ino == (uint32_t)fd + 1 && atomic_load_explicit(&o->track, memory_order_acquire) &&
-      o->owner == cg_leak_self_pid() && fstat(other, &ost) == 0 && S_ISSOCK(ost.st_mode) && (uint32_t)ost.st_ino) {
+      o->owner == cg_self_pid() && fstat(other, &ost) == 0 && S_ISSOCK(ost.st_mode) && (uint32_t)ost.st_ino) {
     set_identity(o, &ost);
     o->pair_ino = (uint32_t)st->st_ino;
     e->pair_ino = (uint32_t)ost.st_ino;
@@ -296,7 +279,7 @@ static void settle_one(int fd, unsigned gen)
 {
   struct cg_fd *p = cg_fd_peek(fd);
   if (p && !p->ino && atomic_load_explicit(&p->track, memory_order_acquire) &&
-      atomic_load_explicit(&p->gen, memory_order_acquire) == gen && p->owner == cg_leak_self_pid())
+      atomic_load_explicit(&p->gen, memory_order_acquire) == gen && p->owner == cg_self_pid())
     take_identity(fd, p);
 }
 
@@ -324,7 +307,7 @@ static void record(int fd, struct cg_fd *e, unsigned via, unsigned kind, const s
     atomic_store_explicit(&tracked_ever, 1, memory_order_relaxed);
   cg_fd_raise_hi(fd);   /* e may come from a peek (a dup's target): the report must reach it */
   cg_log_socket_tracked();
-  pid_t me = cg_leak_self_pid();
+  pid_t me = cg_self_pid();
   /* Interned once per call site (stack.h's cache): no unwind for a site seen before. */
   const uintptr_t *pcs = NULL;
   uint32_t id = stack ? *stack : stack_depth() > 0 ? cg_stack_id_here(stack_depth()) : 0;
@@ -423,7 +406,7 @@ void cg_leak_note_peer(int fd, const struct sockaddr *addr, socklen_t len)
 {
   struct cg_fd *e = cg_fd_peek(fd);
   if (!e || !addr || len < sizeof(sa_family_t) || !atomic_load_explicit(&e->track, memory_order_acquire) ||
-      e->owner != cg_leak_self_pid())
+      e->owner != cg_self_pid())
     return;
   int fam = addr->sa_family;
   if (fam != AF_INET && fam != AF_INET6 && fam != AF_UNIX) return;   /* AF_UNSPEC: a disconnect */
@@ -448,7 +431,7 @@ void cg_leak_replaced(int fd)
 
 int cg_leak_borrowed_memory(void)
 {
-  pid_t cached = atomic_load_explicit(&self_pid_v, memory_order_relaxed);
+  pid_t cached = atomic_load_explicit(&cg_self_pid_v, memory_order_relaxed);
   return cached && cached != (pid_t)syscall(SYS_getpid);
 }
 
@@ -461,7 +444,7 @@ void cg_leak_forget(int fd, struct cg_fd *e)
    * socket alone. The cached pid, not getpid(): a syscall on every socket close costs more
    * than the rare case it would catch (a vfork child closing tracked sockets one by one; the
    * bulk closes such children do, close_range/closefrom, check cg_leak_borrowed_memory). */
-  if (e->owner != cg_leak_self_pid()) return;
+  if (e->owner != cg_self_pid()) return;
   if (!atomic_compare_exchange_strong(&e->track, &t, 0)) return;
   slot_release(e);
   CG_STAT_ADD(open_sockets, -1);
@@ -1048,7 +1031,7 @@ __attribute__((cold)) static void at_exit(int status, void *arg)
 
 void cg_leak_after_fork_child(void)
 {
-  atomic_store(&self_pid_v, (pid_t)syscall(SYS_getpid));
+  atomic_store(&cg_self_pid_v, (pid_t)syscall(SYS_getpid));
   /* The child has a fresh stats segment: none of the parent's slots are ours. */
   for (int w = 0; w < SLOT_WORDS; w++) atomic_store(&slot_bits[w], 0);
 }
@@ -1059,8 +1042,8 @@ __attribute__((cold)) void cg_leak_init(void)
   if (!cg_enabled || atomic_exchange(&done, 1)) return;
   /* Even with leak tracking off: the bulk close hooks use the pid to recognise a vfork child
    * (cg_leak_borrowed_memory), which protects the engine's state too. */
-  if (!atomic_load_explicit(&self_pid_v, memory_order_relaxed))   /* cg_leak_self_pid(), kept off start-up's text pages */
-    atomic_store_explicit(&self_pid_v, (pid_t)cg_sys6(SYS_getpid, 0, 0, 0, 0, 0, 0), memory_order_relaxed);
+  if (!atomic_load_explicit(&cg_self_pid_v, memory_order_relaxed))   /* cg_self_pid_slow(), kept off start-up's text pages */
+    atomic_store_explicit(&cg_self_pid_v, (pid_t)cg_sys6(SYS_getpid, 0, 0, 0, 0, 0, 0), memory_order_relaxed);
   cg_atfork_child(cg_leak_after_fork_child);
   if (cg_cfg.leaks == CG_LEAKS_OFF) return;
   cg_stats_set_leak(1, cg_cfg.leak_age_ms);

@@ -20,10 +20,6 @@
 #include "engine.h"
 #include "fdtable.h"
 
-/* This process's pid, cached (reset after fork). */
-pid_t cg_leak_self_pid(void);
-
-enum cg_leak_via { CG_VIA_SOCKET = 1, CG_VIA_ACCEPT = 2, CG_VIA_SOCKETPAIR = 3, CG_VIA_DUP = 4 };
 
 /* Once, from the constructor after cg_init(): the fork handler, and unless CONNGUARD_LEAKS=off
  * the exit report (on_exit, early, so it runs after the program's own exit handlers and
