@@ -25,11 +25,10 @@
 #define MS_NS 1000000LL
 
 /* The configuration given, by address, not copied: a copy of struct cg_config (16 KB) cost every
- * process 3-4 page faults at start-up. Before cg_coord_configure, all zero as before. */
-static const struct cg_config unconfigured;
-static const struct cg_config *cfgp = &unconfigured;
-#define cfg (*cfgp)
-static int configured CG_STARTUP_DATA;
+ * process 3-4 page faults at start-up. NULL before cg_coord_configure: every setting reads as
+ * zero then (coordination off), through CFG(), without a 16 KB zero struct to point at. */
+static const struct cg_config *cfgp CG_STARTUP_DATA;
+#define CFG(field) (cfgp ? cfgp->field : 0)
 static char path_override[256];
 
 /* The mapping: made once, kept for the life of the process (tickets point into it). */
@@ -39,7 +38,7 @@ static atomic_int tab_lock;           /* process-local: one thread maps at a tim
 static int tab_failed;                /* unavailable for this process: do not try again */
 static pid_t registered_pid;          /* pid listed in users[] */
 
-void cg_coord_configure(const struct cg_config *c) { cfgp = c; configured = 1; }
+void cg_coord_configure(const struct cg_config *c) { cfgp = c; }
 void cg_coord_set_path(const char *p)
 {
   snprintf(path_override, sizeof path_override, "%s", p ? p : "");
@@ -155,7 +154,7 @@ static int plausible_size(off_t sz)
 static struct cg_coord_table *map_table(void)
 {
   const char *path = cg_coord_path();
-  size_t size = size_for(cfg.coord_dests >= 16 ? cfg.coord_dests : 256);
+  size_t size = size_for(CFG(coord_dests) >= 16 ? CFG(coord_dests) : 256);
   for (int tries = 0; tries < 6; tries++) {
     int status, err;
     /* Created complete (every byte reserved: no SIGBUS on a full /dev/shm), owner-only, never
@@ -210,7 +209,7 @@ static struct cg_coord_table *map_table(void)
 struct cg_coord_table *cg_coord_table(void)
 {
   struct cg_coord_table *t = __atomic_load_n(&tab, __ATOMIC_ACQUIRE);
-  if (t || tab_failed || !cfg.coordinate) return t;
+  if (t || tab_failed || !CFG(coordinate)) return t;
   /* Bounded: a signal handler that connects while its own thread maps the table must not spin
    * forever on it; that connect goes uncoordinated. */
   for (unsigned spins = 0; atomic_exchange_explicit(&tab_lock, 1, memory_order_acquire); spins++) {
@@ -276,7 +275,7 @@ static int keep_ok(struct cg_coord_dst *d, int64_t now)
   if (idle > (int64_t)CG_COORD_STALE_MS * MS_NS) return 1;
   return atomic_load(&d->state) == CG_COORD_CLOSED && atomic_load(&d->streak) == 0 &&
          atomic_load(&d->waiting) == 0 && atomic_load(&d->probe) == 0 &&
-         idle >= (int64_t)cfg.coord_keep_ms * MS_NS;
+         idle >= (int64_t)CFG(coord_keep_ms) * MS_NS;
 }
 
 /* gen 0 = free: a waiter still holding the old gen sees it move and goes back to its own
@@ -387,7 +386,7 @@ static int claim_probe(struct cg_coord_ticket *t, int64_t now)
   uint64_t cur = atomic_load(&d->probe);
   if (cur && !probe_stale(cur, now)) return 0;
   /* The lease covers one attempt: it may take the whole per-attempt timeout. */
-  int64_t lease = (int64_t)(cfg.connect_timeout_ms ? cfg.connect_timeout_ms : 5000) * MS_NS + 500 * MS_NS;
+  int64_t lease = (int64_t)(CFG(connect_timeout_ms) ? CFG(connect_timeout_ms) : 5000) * MS_NS + 500 * MS_NS;
   uint64_t mine = (uint64_t)(uint32_t)my_tid() << 32 | ms32(now + lease);
   if (!atomic_compare_exchange_strong(&d->probe, &cur, mine)) return 0;
   t->probe = 1;
@@ -409,7 +408,7 @@ static int join(struct cg_coord_ticket *t, const struct sockaddr *a, socklen_t l
 {
   uint16_t fam, port;
   uint8_t addr[16];
-  if (!cfg.coordinate || !cg_coord_key(a, l, &fam, &port, addr)) return 0;
+  if (!CFG(coordinate) || !cg_coord_key(a, l, &fam, &port, addr)) return 0;
   struct cg_coord_table *tb = cg_coord_table();
   if (!tb || !table_lock(tb)) return 0;
   struct cg_coord_dst *d = lookup(tb, fam, port, addr, now);
@@ -461,8 +460,8 @@ void cg_coord_failed(struct cg_coord_ticket *t, const struct sockaddr *a, sockle
      * late follows the episode's round instead of restarting the backoff from the bottom. */
     uint32_t round = atomic_fetch_add(&d->round, 1) + 1;
     unsigned delay = own_delay_ms;
-    if (own_attempt != round && configured)
-      delay = cg_backoff_ms(&cfg, round, atomic_load(&d->prev_delay_ms), rnd());
+    if (own_attempt != round && cfgp)
+      delay = cg_backoff_ms(cfgp, round, atomic_load(&d->prev_delay_ms), rnd());
     atomic_store(&d->prev_delay_ms, delay);
     int64_t want = now + (int64_t)delay * MS_NS;
     /* Only move it later than a slot someone else has set meanwhile. */
