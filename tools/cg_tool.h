@@ -1,4 +1,5 @@
-/* The connguard command-line tool: shared declarations. Each subcommand lives in its own file;
+/* The connguard command-line tool: shared declarations. Each subcommand lives in its own file,
+ * the helpers they share in common.c (main.c only dispatches);
  * everything that knows the shared-memory layout goes through seg.c (counters) and leaks.c
  * (the leaks[] table), so a layout change touches those two files only. */
 #ifndef CG_TOOL_H
