@@ -96,25 +96,48 @@ static int unwinder_ready(void)
  * stacks may be cached under one key (the ways of its set): two callers at the same depth
  * taken in turn (the two ends of a socketpair) would otherwise unwind at every call. Shared by
  * all threads, lock-free (a sequence count per entry), no allocation: signal-safe for hits.
- * docs/design.md, "Stacks", says what this cannot see. */
-#define CS_ENTRIES 1024                   /* power of two */
+ * docs/design.md, "Stacks", says what this cannot see.
+ *
+ * Sized for page faults (~11-25 us each on these VMs, several times an unwind): an entry keeps
+ * no return address of the program, only where each one lies (2 bytes a frame); the expected
+ * values are the interned stack's frames (stacktab, immutable once published) and, for the
+ * shim's own frames, 4-byte offsets into the shim. 256 bytes, so an entry never straddles
+ * a page. Entries are handed out in the order call sites first store one (a set's way keeps
+ * its entry for good), so a process's first call sites share the page of the set index
+ * instead of landing on a page each wherever their hash falls. */
+#define CS_SETS 256                       /* power of two */
 #define CS_WAYS 4
+#define CS_ENTRIES (CS_SETS * CS_WAYS)
 #define CS_RAW CG_STACK_RAW_MAX           /* verified frames per entry: ours + asked */
+#define CS_OURS 8                         /* the shim's own frames an entry can hold */
 #define CS_MAX_OFF (64u << 20)            /* a slot further than this above fp: not cached */
+#define CS_OURS_BIT 0x8000u               /* in step[]: this frame is the shim's */
+#define CS_STEP_MAX 0x7fffu               /* in 8-byte units: frames up to 256 KB */
 
 struct cs_entry {
-  atomic_uint seq;       /* odd while written */
-  uint32_t id;           /* stacktab id, 0 when the table was full */
-  uintptr_t fp, ra;      /* key */
-  uint64_t gen;          /* dl_gen when made */
-  uint32_t max, n;       /* frames asked for; raw frames verified */
-  uint64_t ours[2];      /* bit i: val[i] is in the shim (not reported) */
-  uint32_t off[CS_RAW];  /* slot - fp */
-  uintptr_t val[CS_RAW]; /* return address expected in the slot */
+  atomic_uint seq;              /* odd while written */
+  uint32_t id;                  /* stacktab id (never 0: stacks without one are not cached) */
+  uintptr_t fp, ra;             /* key */
+  uint32_t gen;                 /* dl_gen when made */
+  uint8_t max, n, nours, pad;   /* frames asked for; raw frames verified; the shim's among them */
+  /* Read and written a word at a time (the copy under the sequence count is most of a hit):
+   * ours: the shim's return addresses minus self_lo, uint32_t each; step: slot - previous
+   * slot (fp first) in 8-byte units, | CS_OURS_BIT, uint16_t each. */
+  uint64_t ours[CS_OURS / 2];
+  uint64_t step[96 / 4];
 };
+_Static_assert(sizeof(struct cs_entry) == 256, "one entry, one eighth of half a page");
+_Static_assert(CS_RAW <= 96 && CG_MAX_STACK < 256, "frames per entry");
+/* Every slot an entry names lies within this of fp: no bound to check on a hit. */
+_Static_assert((uint64_t)CS_RAW * CS_STEP_MAX * 8 < CS_MAX_OFF, "steps stay near fp");
 
-/* .bss: only the pages entries land on cost memory. */
-static struct cs_entry cs_tab[CS_ENTRIES];
+/* .bss: only the pages entries land on cost memory. way[s][w] is 1 + the entry that way w of
+ * set s uses, 0 before its first store; the first 8 entries share the index's page. */
+static struct {
+  _Atomic uint16_t way[CS_SETS][CS_WAYS];
+  struct cs_entry e[CS_ENTRIES];
+} cs __attribute__((aligned(4096)));
+static atomic_uint cs_next;     /* entries handed out */
 static atomic_ulong cs_hits, cs_misses, cs_moved, cs_unloaded, cs_uncacheable;
 
 /* Entry fields: acquire loads (a reader's later re-check of seq cannot move before them) and
@@ -166,10 +189,10 @@ void cg_stack_unload_end(unsigned long token)
 static unsigned cs_hash(uintptr_t fp, uintptr_t ra)
 {
   uint64_t h = (uint64_t)fp * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ra * 0xc2b2ae3d27d4eb4fULL;
-  return (unsigned)(h >> 40) & (CS_ENTRIES - 1);
+  return (unsigned)(h >> 40) & (CS_SETS - 1);
 }
 
-/* Program frames of a verified raw stack. */
+/* Program frames of a raw stack. */
 static int cs_pcs(const uintptr_t *val, const uint64_t ours[2], int n, uintptr_t *pcs, int max)
 {
   int out = 0;
@@ -181,7 +204,6 @@ static int cs_pcs(const uintptr_t *val, const uint64_t ours[2], int n, uintptr_t
 /* Reading the caller's return-address slots is the point: not a stack overflow for ASan. */
 #define CG_READS_FRAMES __attribute__((no_sanitize_address))
 
-/* 1 and *id (and pcs[0..*npcs) when pcs is given) on a verified hit. */
 /* Per thread, by set: the way of the last hit, looked at first. A key with several stacks
  * (two callers at the same depth, or one seen once at start-up) mostly asks for the same one
  * again: refusing another first costs a copy and a walk of its frames. A hint only: a signal
@@ -189,71 +211,136 @@ static int cs_pcs(const uintptr_t *val, const uint64_t ours[2], int n, uintptr_t
 #define CS_MEMO 64
 static __thread unsigned char cs_last[CS_MEMO];
 
-CG_READS_FRAMES static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint64_t gen, uint32_t *id, uintptr_t *pcs, int *npcs)
+/* Whether every return address of an entry is still in its slot. Slots ascend from fp: all
+ * lie in this thread's live stack as long as the frames below match (the first mismatch stops
+ * the walk). Apart from the lookup: few enough live values to stay in registers. */
+CG_READS_FRAMES __attribute__((noinline)) static int cs_verify(uintptr_t at, const uint16_t *step, unsigned n,
+                                                             const uint32_t *ours, uintptr_t lo, const uintptr_t *prog)
+{
+  for (unsigned i = 0; i < n; i++) {
+    unsigned st = step[i];
+    at += (uintptr_t)(st & CS_STEP_MAX) * 8;
+    uintptr_t want = st & CS_OURS_BIT ? lo + *ours++ : *prog++;
+    if (*(const uintptr_t *)at != want) return 0;
+  }
+  return 1;
+}
+
+/* 1 and *id (and pcs[0..*npcs) when pcs is given) on a verified hit. */
+CG_READS_FRAMES static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint32_t gen, uint32_t *id, uintptr_t *pcs, int *npcs)
 {
   unsigned h = cs_hash(fp, ra), first = cs_last[h % CS_MEMO];
   for (unsigned k = 0; k < CS_WAYS; k++) {
-    unsigned w = (first + k) % CS_WAYS;
-    struct cs_entry *e = &cs_tab[(h + w) & (CS_ENTRIES - 1)];
+    unsigned w = (first + k) % CS_WAYS, slot = LD(cs.way[h][w]);
+    if (!slot || slot > CS_ENTRIES) continue;
+    struct cs_entry *e = &cs.e[slot - 1];
     unsigned s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
     if ((s1 & 1) || LD(e->fp) != fp || LD(e->ra) != ra) continue;
     /* Copied, then the sequence re-checked, before anything read here is dereferenced. */
-    uint32_t off[CS_RAW];
-    uintptr_t val[CS_RAW];
-    uint64_t ours[2] = { LD(e->ours[0]), LD(e->ours[1]) }, egen = LD(e->gen);
-    uint32_t n = LD(e->n), emax = LD(e->max), eid = LD(e->id);
-    if (n > CS_RAW) continue;
-    for (uint32_t i = 0; i < n; i++) { off[i] = LD(e->off[i]); val[i] = LD(e->val[i]); }
+    union { uint64_t w[CS_RAW / 4]; uint16_t s[CS_RAW]; } step;
+    union { uint64_t w[CS_OURS / 2]; uint32_t o[CS_OURS]; } ours;
+    uint32_t egen = LD(e->gen), eid = LD(e->id);
+    unsigned n = LD(e->n), nours = LD(e->nours), emax = LD(e->max);
+    if (n > CS_RAW || nours > CS_OURS) continue;
+    for (unsigned i = 0; i < CS_OURS / 2; i++) ours.w[i] = LD(e->ours[i]);   /* no loop: most are needed */
+    for (unsigned i = 0; i < (n + 3) / 4; i++) step.w[i] = LD(e->step[i]);
     if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1) continue;
     /* Not this one: another way may hold another stack seen from the same key (two callers
      * at the same depth, taken in turn, must not evict each other at every call). */
-    if (emax != (uint32_t)max) continue;
+    if (emax != (unsigned)max) continue;
     if (egen != gen) { atomic_fetch_add_explicit(&cs_unloaded, 1, memory_order_relaxed); continue; }
-    /* Slots ascend from fp: all lie in this thread's live stack as long as the frames below
-     * match (the first mismatch stops the walk). */
-    uint32_t i = 0;
-    while (i < n && off[i] < CS_MAX_OFF && *(const uintptr_t *)(fp + off[i]) == val[i]) i++;
-    if (i < n) {
+    const uintptr_t *prog;
+    int np = cg_stacktab_get(eid, &prog);
+    if (np != (int)(n - nours)) continue;
+    if (!cs_verify(fp, step.s, n, ours.o, self_lo, prog)) {
       atomic_fetch_add_explicit(&cs_moved, 1, memory_order_relaxed);
       continue;
     }
     *id = eid;
     cs_last[h % CS_MEMO] = (unsigned char)w;
-    if (pcs) *npcs = cs_pcs(val, ours, (int)n, pcs, max);
+    if (pcs) {
+      memcpy(pcs, prog, sizeof *prog * (size_t)np);
+      *npcs = np;
+    }
     atomic_fetch_add_explicit(&cs_hits, 1, memory_order_relaxed);
     return 1;
   }
   return 0;
 }
 
-static void cs_store(uintptr_t fp, uintptr_t ra, int max, uint64_t gen, uint32_t id,
-                     const uintptr_t *val, const uint32_t *off, const uint64_t ours[2], int n)
+/* The entry way w of set h uses, handed one on its first store; NULL when none is left (only
+ * after races wasted some: there is one per way). */
+static struct cs_entry *cs_way_entry(unsigned h, unsigned w)
+{
+  unsigned slot = LD(cs.way[h][w]);
+  if (!slot) {
+    unsigned mine = atomic_fetch_add_explicit(&cs_next, 1, memory_order_relaxed) + 1;
+    if (mine > CS_ENTRIES) return NULL;
+    uint16_t expect = 0;
+    if (atomic_compare_exchange_strong_explicit(&cs.way[h][w], &expect, (uint16_t)mine,
+                                                memory_order_acq_rel, memory_order_acquire))
+      slot = mine;
+    else
+      slot = expect;   /* another thread gave this way its entry first; ours stays unused */
+  }
+  return slot <= CS_ENTRIES ? &cs.e[slot - 1] : NULL;
+}
+
+/* A verified raw stack as an entry's fields; 0 when it does not fit one. */
+struct cs_made {
+  uint8_t n, nours;
+  union { uint64_t w[CS_OURS / 2]; uint32_t o[CS_OURS]; } ours;
+  union { uint64_t w[CS_RAW / 4]; uint16_t s[CS_RAW]; } step;
+};
+
+static int cs_make(uintptr_t fp, const uintptr_t *val, const uint32_t *off, const uint64_t bits[2], int n, struct cs_made *m)
+{
+  uintptr_t prev = 0;
+  memset(m, 0, sizeof *m);
+  m->n = (uint8_t)n;
+  for (int i = 0; i < n; i++) {
+    uintptr_t d = off[i] - prev;
+    prev = off[i];
+    if (d % 8 || d / 8 > CS_STEP_MAX) return 0;
+    m->step.s[i] = (uint16_t)(d / 8);
+    if (bits[i / 64] >> (i % 64) & 1) {
+      if (m->nours >= CS_OURS || val[i] - self_lo > UINT32_MAX) return 0;
+      m->ours.o[m->nours++] = (uint32_t)(val[i] - self_lo);
+      m->step.s[i] |= CS_OURS_BIT;
+    }
+  }
+  return 1;
+}
+
+static void cs_store(uintptr_t fp, uintptr_t ra, int max, uint32_t gen, uint32_t id, const struct cs_made *m)
 {
   unsigned h = cs_hash(fp, ra);
-  struct cs_entry *victim = NULL, *empty = NULL;
+  int victim = -1, empty = -1;
   for (int w = 0; w < CS_WAYS; w++) {
-    struct cs_entry *e = &cs_tab[(h + (unsigned)w) & (CS_ENTRIES - 1)];
-    uintptr_t efp = LD(e->fp);
+    unsigned slot = LD(cs.way[h][w]);
+    struct cs_entry *e = slot && slot <= CS_ENTRIES ? &cs.e[slot - 1] : NULL;
+    uintptr_t efp = e ? LD(e->fp) : 0;
     /* Same key, made before an unload or for another depth: of no use any more, replaced.
      * Same key and still valid (another caller at this depth): kept beside this one. */
-    if (efp == fp && LD(e->ra) == ra && (LD(e->gen) != gen || LD(e->max) != (uint32_t)max)) { victim = e; break; }
-    if (!empty && !efp) empty = e;
+    if (e && efp == fp && LD(e->ra) == ra && (LD(e->gen) != gen || LD(e->max) != (unsigned)max)) { victim = w; break; }
+    if (empty < 0 && !efp) empty = w;
   }
-  if (!victim) victim = empty;
-  if (!victim) {
+  if (victim < 0) victim = empty;
+  if (victim < 0) {
     unsigned turn = (unsigned)atomic_load_explicit(&cs_misses, memory_order_relaxed);
-    victim = &cs_tab[(h + (unsigned)(((fp >> 4) + turn) % CS_WAYS)) & (CS_ENTRIES - 1)];
+    victim = (int)(((fp >> 4) + turn) % CS_WAYS);
   }
-  struct cs_entry *e = victim;
+  struct cs_entry *e = cs_way_entry(h, (unsigned)victim);
+  if (!e) return;
   unsigned s = atomic_load_explicit(&e->seq, memory_order_relaxed);
   /* Someone (another thread, or the code this signal handler interrupted) is writing it. */
   if ((s & 1) || !atomic_compare_exchange_strong_explicit(&e->seq, &s, s + 1, memory_order_acquire,
                                                           memory_order_relaxed))
     return;
   ST(e->fp, fp); ST(e->ra, ra); ST(e->gen, gen); ST(e->id, id);
-  ST(e->max, (uint32_t)max); ST(e->n, (uint32_t)n);
-  ST(e->ours[0], ours[0]); ST(e->ours[1], ours[1]);
-  for (int i = 0; i < n; i++) { ST(e->off[i], off[i]); ST(e->val[i], val[i]); }
+  ST(e->max, (uint8_t)max); ST(e->n, m->n); ST(e->nours, m->nours);
+  for (unsigned i = 0; i < (m->nours + 1u) / 2; i++) ST(e->ours[i], m->ours.w[i]);
+  for (unsigned i = 0; i < (m->n + 3u) / 4; i++) ST(e->step[i], m->step.w[i]);
   atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }
 
@@ -295,17 +382,28 @@ CG_READS_FRAMES static _Unwind_Reason_Code walk_step(struct _Unwind_Context *ctx
 
 /* The cached or freshly captured stack asked for from frame fp, returning to ra: its
  * stacktab id, and its frames when pcs is given. */
+__attribute__((noinline)) static uint32_t stack_miss(uintptr_t fp, uintptr_t ra, int max, uintptr_t *pcs, int *npcs,
+                                                     int busy, uint32_t gen);
+
 __attribute__((noinline)) static uint32_t stack_at(uintptr_t fp, uintptr_t ra, int max, uintptr_t *pcs, int *npcs)
 {
   uint32_t id = 0;
-  int n = 0;
   if (npcs) *npcs = 0;
   if (max <= 0 || !unwinder_ready()) return 0;
   if (max > CG_MAX_STACK) max = CG_MAX_STACK;
   /* busy first: a count of 0 read after an unload's end makes its bump of dl_gen visible. */
   int busy = atomic_load_explicit(&dl_busy, memory_order_acquire) != 0;
-  uint64_t gen = atomic_load_explicit(&dl_gen, memory_order_acquire);
+  uint32_t gen = atomic_load_explicit(&dl_gen, memory_order_acquire);
   if (!busy && cs_lookup(fp, ra, max, gen, &id, pcs, npcs)) return id;
+  return stack_miss(fp, ra, max, pcs, npcs, busy, gen);
+}
+
+/* A full unwind, interned and cached: apart, so that a hit saves and restores few registers. */
+__attribute__((noinline)) static uint32_t stack_miss(uintptr_t fp, uintptr_t ra, int max, uintptr_t *pcs, int *npcs,
+                                                     int busy, uint32_t gen)
+{
+  uint32_t id;
+  int n;
   atomic_fetch_add_explicit(&cs_misses, 1, memory_order_relaxed);
   struct walk w;
   w.fp = fp; w.n = 0; w.prog = 0; w.max = max; w.cacheable = 1; w.ours[0] = w.ours[1] = 0;
@@ -315,8 +413,12 @@ __attribute__((noinline)) static uint32_t stack_at(uintptr_t fp, uintptr_t ra, i
   n = cs_pcs(w.val, w.ours, w.n, pcs, max);
   if (npcs) *npcs = n;
   id = cg_stacktab_intern(pcs, n);
-  if (w.cacheable && !busy && w.n > 0) cs_store(fp, ra, max, gen, id, w.val, w.off, w.ours, w.n);
-  else atomic_fetch_add_explicit(&cs_uncacheable, 1, memory_order_relaxed);
+  /* Without an id (the table full) nothing holds the frames a hit would check against. */
+  struct cs_made m;
+  if (w.cacheable && !busy && id && w.n > 0 && cs_make(fp, w.val, w.off, w.ours, w.n, &m))
+    cs_store(fp, ra, max, gen, id, &m);
+  else
+    atomic_fetch_add_explicit(&cs_uncacheable, 1, memory_order_relaxed);
   return id;
 }
 

@@ -269,6 +269,36 @@ START_TEST(dlclose_of_a_reference_keeps_the_cache)
 }
 END_TEST
 
+/* An entry keeps each frame's size in 8-byte units on 15 bits: a caller whose frame is larger
+ * (256 KB and more) gets a correct stack, unwound every time. */
+__attribute__((noinline)) static uint32_t via_big_frame(size_t size, uintptr_t *caller)
+{
+  volatile char *buf = __builtin_alloca(size);
+  buf[0] = 1;
+  uint32_t r = site(caller);
+  buf[size - 1] = 2;
+  __asm__ volatile("" ::: "memory");
+  return r;
+}
+
+START_TEST(huge_frames_are_not_cached)
+{
+  static const size_t sizes[2] = { 100 << 10, 400 << 10 };
+  for (int k = 0; k < 2; k++) {
+    struct cg_stack_counts c0 = counts();
+    uintptr_t c[2];
+    uint32_t id[2];
+    volatile int two = 2;   /* not unrolled: one call instruction */
+    for (int i = 0; i < two; i++) id[i] = via_big_frame(sizes[k], &c[i]);
+    struct cg_stack_counts c1 = counts();
+    for (int i = 0; i < 2; i++) ck_assert(stack_is_from(id[i], c[i]));
+    ck_assert_uint_eq(id[1], id[0]);
+    ck_assert_uint_eq(c1.hits - c0.hits, k ? 0 : 1);
+    ck_assert_uint_eq(c1.uncacheable - c0.uncacheable, k ? 2 : 0);
+  }
+}
+END_TEST
+
 #define NTHREADS 4
 #define ROUNDS 3000
 
@@ -314,6 +344,7 @@ static Suite *suite(void)
   tcase_add_test(tc, fork_child_gets_its_own_stack);
   tcase_add_test(tc, library_replaced_at_the_same_address);
   tcase_add_test(tc, dlclose_of_a_reference_keeps_the_cache);
+  tcase_add_test(tc, huge_frames_are_not_cached);
   tcase_add_test(tc, threads_each_get_their_stacks);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
