@@ -19,7 +19,7 @@ struct cg_conn *cg_conn_attach(struct cg_fd *e)
     /* A connect() again on a connect still held: the old one's probe role goes back now. */
     if (c->coord.d) cg_coord_leave(&c->coord);
     int removed = c->ep_removed;   /* still out of its epoll set: put back when connected */
-    memset(c, 0, sizeof *c);
+    memset(c, 0, offsetof(struct cg_conn, addr));
     c->ep_removed = removed;
     return c;
   }
@@ -30,7 +30,7 @@ struct cg_conn *cg_conn_attach(struct cg_fd *e)
       if (atomic_compare_exchange_weak_explicit(&conn_used[w], &u, u | (1ull << b), memory_order_acquire,
                                                 memory_order_relaxed)) {
         unsigned i = w * 64 + b;
-        memset(&cg_conn_pool[i], 0, sizeof cg_conn_pool[i]);
+        memset(&cg_conn_pool[i], 0, offsetof(struct cg_conn, addr));   /* addr: addrlen bytes written */
         __atomic_store_n(&e->conn, i + 1, __ATOMIC_RELAXED);   /* close() peeks at it unlocked */
         return &cg_conn_pool[i];
       }

@@ -201,15 +201,14 @@ static int blocking_connect(int fd, const struct sockaddr *a, socklen_t l, int e
  * minutes): CONNGUARD_CONNECT_TIMEOUT_MS bounds the first attempt too. Returns 1 when a bound
  * is needed, with the program's own SO_SNDTIMEO in prog_tv (left to act alone when shorter)
  * and ours in bound_ns. */
-static int first_attempt_bound(int fd, struct timeval *prog_tv, int64_t *bound_ns)
+static int first_attempt_bound(int fd, int here, struct timeval *prog_tv, int64_t *bound_ns)
 {
   socklen_t tvl = sizeof *prog_tv;
   memset(prog_tv, 0, sizeof *prog_tv);
   /* A socket this process made with socket(), in a process that never set SO_SNDTIMEO on any
    * socket, has none: no need to ask the kernel (one system call less per connect). Anything
    * else (dup'ed, inherited, received) is asked. */
-  int known_unset = !atomic_load_explicit(&cg_sndtimeo_seen, memory_order_relaxed) &&
-                    cg_fd_made_here(cg_fd_peek(fd));
+  int known_unset = !atomic_load_explicit(&cg_sndtimeo_seen, memory_order_relaxed) && here;
   if (!known_unset && r_getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, prog_tv, &tvl) < 0) return 0;
   int64_t prog_ns = (int64_t)prog_tv->tv_sec * 1000000000 + (int64_t)prog_tv->tv_usec * 1000;
   int64_t b = (int64_t)cg_cfg.connect_timeout_ms * MS_NS;
@@ -223,12 +222,11 @@ static int first_attempt_bound(int fd, struct timeval *prog_tv, int64_t *bound_n
 /* Whether the watchdog may cut this connect: only a TCP socket's, which shutdown() leaves
  * ready to connect again (a retry follows). Known without a system call for sockets this
  * process made with socket(). */
-static int watchdog_may_cut(int fd, const struct sockaddr *a, socklen_t l)
+static int watchdog_may_cut(int fd, struct cg_fd *e, int here, const struct sockaddr *a, socklen_t l)
 {
   int fam = family_of(a, l);
   if (!cg_cfg.watchdog || (fam != AF_INET && fam != AF_INET6)) return 0;
-  struct cg_fd *e = cg_fd_peek(fd);
-  if (cg_fd_made_here(e)) return e->tcp;
+  if (here) return e->tcp;
   int v = 0;
   socklen_t vl = sizeof v;
   return r_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &vl) == 0 && v == IPPROTO_TCP;
@@ -238,10 +236,10 @@ static int watchdog_may_cut(int fd, const struct sockaddr *a, socklen_t l)
  * socket's connect() never waits, and no connect of an AF_INET/AF_INET6 socket that is not TCP
  * is retried (cg_eligible): for one made here, known without a system call, it gets no bound
  * (which cost two setsockopt calls per connect: DNS clients connect a UDP socket per query). */
-static int may_wait(struct cg_fd *e, const struct sockaddr *a, socklen_t l)
+static int may_wait(struct cg_fd *e, int here, const struct sockaddr *a, socklen_t l)
 {
   int fam = family_of(a, l);
-  if ((fam == AF_INET || fam == AF_INET6) && cg_fd_made_here(e)) return e->tcp;
+  if ((fam == AF_INET || fam == AF_INET6) && here) return e->tcp;
   return 1;
 }
 
@@ -291,13 +289,23 @@ static int finish_like_kernel(int fd, const struct timeval *prog_tv, int64_t t0)
 
 /* ---------- the hook's body ---------- */
 
+/* Whether connect(fd, a, l) is the shim's business (cg_eligible), with what this call already
+ * knows: the destination's verdict and whether socket() made fd here (then its type is known). */
+static int eligible(int fd, struct cg_fd *e, int here, const struct sockaddr *a, socklen_t l)
+{
+  int fam = family_of(a, l);
+  if (here && (fam == AF_INET || fam == AF_INET6)) return e->tcp && cg_dst_wanted(a, l);
+  return cg_eligible(fd, a, l);
+}
+
 int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
 {
   struct cg_fd *e = cg_fd_peek(fd);
   unsigned st0 = e ? atomic_load(&e->state) : CG_FD_NONE;
-  if (cg_nb_is_again(e, st0, a, l)) return cg_nb_connect_again(fd, e, st0, a, l);
-  if (st0 == CG_FD_CONNECTED && e->tcp && cg_fd_made_here(e) && a && l >= sizeof(sa_family_t) &&
-      a->sa_family != AF_UNSPEC) {
+  if ((st0 == CG_FD_BACKGROUND || cg_state_active(st0)) && cg_nb_is_again(e, st0, a, l))
+    return cg_nb_connect_again(fd, e, st0, a, l);
+  if (st0 == CG_FD_CONNECTED && e->tcp && a && l >= sizeof(sa_family_t) && a->sa_family != AF_UNSPEC &&
+      cg_fd_made_here(e)) {
     /* A TCP socket made here whose connect we saw succeed: the kernel answers at once (the
      * status check after a non-blocking connect, as ab and apr do: 0, then EISCONN) and starts
      * no attempt, so there is nothing to bound or retry. Counted as before. A disconnect
@@ -313,10 +321,14 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   struct timeval prog_tv;
   int64_t bound_ns = 0;
   int armed = 0, wd = 0;
-  if (cg_timeouts_retried() && cg_dst_wanted(a, l) && may_wait(e, a, l) && first_attempt_bound(fd, &prog_tv, &bound_ns)) {
-    if (!watchdog_may_cut(fd, a, l)) {
+  /* Read once for the whole call: fd's entry says what socket() made, if it made it here. */
+  int here = cg_fd_made_here(e);
+  if (cg_timeouts_retried() && cg_dst_wanted(a, l) && may_wait(e, here, a, l) &&
+      first_attempt_bound(fd, here, &prog_tv, &bound_ns)) {
+    unsigned nbk = here ? atomic_load_explicit(&e->nbk, memory_order_relaxed) : CG_NB_UNKNOWN;
+    if (!watchdog_may_cut(fd, e, here, a, l)) {
       armed = arm_sndtimeo(fd, bound_ns);
-    } else if (cg_wd_status() == 1 || cg_fd_blocking(fd, e)) {
+    } else if (cg_wd_status() == 1 || (nbk != CG_NB_UNKNOWN ? nbk == CG_NB_OFF : cg_fd_blocking(fd, e))) {
       /* Until a blocking connect has started the thread, a non-blocking one (curl, node: their
        * attempts are bounded in poll) needs no bound and must not start it. Its mode is
        * remembered for a socket made here; anything else costs one F_GETFL. */
@@ -352,17 +364,17 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   int fam = a->sa_family;
   if (armed && err == EINPROGRESS && cg_mono_ns() - t0 >= bound_ns / 2 && is_blocking(fd)) {
     /* Our bound on the first attempt of a blocking connect expired: the SYN went unanswered. */
-    if (!cg_eligible(fd, a, l)) return finish_like_kernel(fd, &prog_tv, t0);
+    if (!eligible(fd, e, here, a, l)) return finish_like_kernel(fd, &prog_tv, t0);
     cg_reset_socket(fd);
     return blocking_connect(fd, a, l, ETIMEDOUT, 1, t0);
   }
   if (err == EINPROGRESS || err == EINTR) {
-    if (!cg_eligible(fd, a, l)) { errno = err; return r; }
+    if (!eligible(fd, e, here, a, l)) { errno = err; return r; }
     cg_nb_start(fd, a, l, err, t0);
     errno = err;
     return r;
   }
-  if (cg_errno_is_progress(err, fam) || !cg_eligible(fd, a, l)) { errno = err; return r; }
+  if (cg_errno_is_progress(err, fam) || !eligible(fd, e, here, a, l)) { errno = err; return r; }
   /* A blocking connect that failed, or a non-blocking one that failed at once. */
   int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
   if (fl >= 0 && (fl & O_NONBLOCK)) {

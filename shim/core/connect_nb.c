@@ -17,16 +17,20 @@ static void epoll_readd(int fd, struct cg_fd *e, struct cg_conn *c)
 {
   if (!c->ep_removed) return;
   c->ep_removed = 0;
-  struct epoll_event ev = { .events = e->ep_events, .data.u64 = e->ep_data };
-  if (cg_real.epoll_ctl && e->ep_fd > 0) cg_real.epoll_ctl(e->ep_fd - 1, EPOLL_CTL_ADD, fd, &ev);
+  /* The registration may be written by an epoll_ctl() without the lock (evloop.c). */
+  int epfd = __atomic_load_n(&e->ep_fd, __ATOMIC_RELAXED);
+  struct epoll_event ev = { .events = __atomic_load_n(&e->ep_events, __ATOMIC_RELAXED),
+                            .data.u64 = __atomic_load_n(&e->ep_data, __ATOMIC_RELAXED) };
+  if (cg_real.epoll_ctl && epfd > 0) cg_real.epoll_ctl(epfd - 1, EPOLL_CTL_ADD, fd, &ev);
 }
 
 static void epoll_hide(int fd, struct cg_fd *e, struct cg_conn *c)
 {
   /* A failed socket reports EPOLLHUP even with no events requested: while it waits for its
    * next attempt it must leave the set, or a level-triggered loop would spin. */
-  if (e->ep_fd > 0 && !c->ep_removed && cg_real.epoll_ctl) {
-    if (cg_real.epoll_ctl(e->ep_fd - 1, EPOLL_CTL_DEL, fd, NULL) == 0) c->ep_removed = 1;
+  int epfd = __atomic_load_n(&e->ep_fd, __ATOMIC_RELAXED);
+  if (epfd > 0 && !c->ep_removed && cg_real.epoll_ctl) {
+    if (cg_real.epoll_ctl(epfd - 1, EPOLL_CTL_DEL, fd, NULL) == 0) c->ep_removed = 1;
   }
 }
 
@@ -43,6 +47,19 @@ static int conn_stack(const struct cg_conn *c, const uintptr_t **pcs)
   return c->stack_id ? cg_stacktab_get(c->stack_id, pcs) : 0;
 }
 
+/* What is due on a connect changed: the next tick takes its lock and looks (tick_hint). */
+static inline void tick_look(struct cg_conn *c)
+{
+  atomic_store_explicit(&c->tick_hint, 0, memory_order_relaxed);
+}
+
+/* The tick has nothing to do on c before `work`; wake: the program's wait must end for it. */
+static inline void tick_set(struct cg_conn *c, int64_t work, int wake)
+{
+  atomic_store_explicit(&c->tick_hint, work == INF ? INF - 1 : (work & ~(int64_t)1) | (wake != 0),
+                        memory_order_relaxed);
+}
+
 /* Moves a locked, active entry to state `to`; 0 (and nothing changed) when close() got there
  * first. */
 int cg_nb_move(int fd, struct cg_fd *e, unsigned to)
@@ -51,6 +68,8 @@ int cg_nb_move(int fd, struct cg_fd *e, unsigned to)
   do {
     if (!cg_state_active(s)) return 0;
   } while (!atomic_compare_exchange_weak(&e->state, &s, to));
+  struct cg_conn *c = cg_conn_of(e);
+  if (c && cg_state_active(to)) tick_look(c);
   if (!cg_state_active(to)) cg_active_del(fd);
   return 1;
 }
@@ -144,8 +163,8 @@ static int coord_holds(struct cg_fd *e, int64_t now)
   if (!c || !c->coord.d) return 0;
   int64_t again = 0;
   int v = cg_coord_check(&c->coord, now, c->coord_limit_ns, &again);
-  if (v == 0) { c->t_next_ns = again; return 1; }
-  if (v == CG_COORD_LOST && c->coord_own_ns > now) { c->t_next_ns = c->coord_own_ns; return 1; }
+  if (v == 0) { c->t_next_ns = again; tick_look(c); return 1; }
+  if (v == CG_COORD_LOST && c->coord_own_ns > now) { c->t_next_ns = c->coord_own_ns; tick_look(c); return 1; }
   return 0;
 }
 
@@ -168,11 +187,11 @@ static void start_attempt(int fd, struct cg_fd *e)
   cg_nb_failure(fd, e, err, 0);
 }
 
-/* Time-driven work for every active fd: due retries and attempt timeouts. Returns the next
- * monotonic time something is due (INF if nothing). */
-int64_t cg_nb_tick(void)
+/* Time-driven work for every active fd: due retries and attempt timeouts, as of `now` (the
+ * caller's clock reading). Returns the next monotonic time something is due (INF if nothing). */
+int64_t cg_nb_tick(int64_t now)
 {
-  int64_t next = INF, now = cg_mono_ns();
+  int64_t next = INF;
   /* Every slot in use, not a prefix of them: one fd left out could sleep hidden in the
    * program's poll. */
   int span = cg_active_span();
@@ -181,6 +200,22 @@ int64_t cg_nb_tick(void)
     if (fd < 0) continue;
     struct cg_fd *e = cg_fd_peek(fd);
     if (!e) continue;
+    if (atomic_load_explicit(&e->lock, memory_order_acquire)) {
+      /* Busy elsewhere (below): the hint may be changing under the holder. */
+      if (now + MS_NS < next) next = now + MS_NS;
+      continue;
+    }
+    /* Nothing due yet, as the last look found and nothing changed since (tick_hint): no lock.
+     * A record given back meanwhile reads 0 (zeroed when taken again) or another connect's
+     * hint: that connect is in the set too, and this fd no longer has anything due. */
+    uint32_t ci = __atomic_load_n(&e->conn, __ATOMIC_RELAXED);
+    if (ci) {
+      int64_t h = atomic_load_explicit(&cg_conn_pool[ci - 1].tick_hint, memory_order_relaxed);
+      if ((h & ~(int64_t)1) > now) {
+        if ((h & 1) && (h & ~(int64_t)1) < next) next = h & ~(int64_t)1;
+        continue;
+      }
+    }
     if (atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) {
       /* Busy elsewhere: its due time is unknown to us. Look again soon, or a thread whose own
        * fd this is would sleep in poll/epoll (the fd hidden while WAITING) until the program's
@@ -196,18 +231,27 @@ int64_t cg_nb_tick(void)
       start_attempt(fd, e);
       st = atomic_load(&e->state);
     }
+    /* work: when a tick next has something to do here; wake: whether the program's wait must
+     * end for it. */
+    int64_t work = INF;
+    int wake = 0;
     if (st == CG_FD_CONNECTING && c->nonblock) {
       int64_t end = cg_attempt_end(c);
       if (end <= now) {
         cg_nb_failure(fd, e, 0, 1);
         st = atomic_load(&e->state);
-        if (st == CG_FD_WAITING && c->t_next_ns < next) next = c->t_next_ns;
-      } else if (cg_retries_left(&cg_cfg, c->attempt) && end < next) {
-        next = end;  /* only a timeout that leads to a retry needs a wake-up */
+        if (st == CG_FD_WAITING) { work = c->t_next_ns; wake = 1; }
+        else if (st == CG_FD_CONNECTING) work = 0;   /* still ours to look at: next tick */
+      } else {
+        work = end;
+        wake = cg_retries_left(&cg_cfg, c->attempt);   /* only a timeout that leads to a retry */
       }
-    } else if (st == CG_FD_WAITING && c->t_next_ns < next) {
-      next = c->t_next_ns;
+    } else if (st == CG_FD_WAITING) {
+      work = c->t_next_ns;
+      wake = 1;
     }
+    if (wake && work < next) next = work;
+    if (cg_state_active(atomic_load(&e->state)) && cg_conn_of(e) == c) tick_set(c, work, wake);
     cg_fd_unlock(e);
   }
   return next;
@@ -331,6 +375,9 @@ void cg_nb_start(int fd, const struct sockaddr *a, socklen_t l, int err, int64_t
     memcpy(&c->addr, a, c->addrlen);
     c->stack_id = stack;
     c->cpystack = py;
+    /* The tick's first look would find only this attempt's end (as in cg_nb_tick). */
+    if (c->nonblock) tick_set(c, cg_attempt_end(c), cg_retries_left(&cg_cfg, 1));
+    else tick_set(c, INF, 0);
     taken = cg_fd_begin(fd, e, CG_FD_CONNECTING);
   }
   cg_fd_unlock(e);   /* gives the record back when not taken */

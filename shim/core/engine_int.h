@@ -127,8 +127,9 @@ int cg_nb_failure(int fd, struct cg_fd *e, int err, int timed_out);
 void cg_nb_connected(int fd, struct cg_fd *e);
 /* Moves a locked, active entry to state `to`; 0 when close() got there first. */
 int cg_nb_move(int fd, struct cg_fd *e, unsigned to);
-/* Time-driven work: due retries and attempt timeouts. Returns when something is next due. */
-int64_t cg_nb_tick(void);
+/* Time-driven work: due retries and attempt timeouts, as of now (monotonic, the caller's
+ * reading: an event loop's wait reads the clock once). Returns when something is next due. */
+int64_t cg_nb_tick(int64_t now);
 /* The first attempt of an eligible non-blocking connect is in progress (err EINPROGRESS, or
  * EINTR): take it on. */
 void cg_nb_start(int fd, const struct sockaddr *a, socklen_t l, int err, int64_t t0);

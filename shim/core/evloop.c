@@ -58,7 +58,7 @@ int cg_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *ma
   int64_t now = cg_mono_ns();
   int64_t end = timeout_ns < 0 ? INF : now + timeout_ns;
   for (;;) {
-    int64_t due = cg_nb_tick();
+    int64_t due = cg_nb_tick(now);
     /* Fds waiting for their next attempt are hidden from the kernel (a negative fd is
      * ignored by poll); a failed socket would otherwise report POLLHUP at once, forever. */
     nfds_t hidden[128];
@@ -68,7 +68,6 @@ int cg_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *ma
       struct cg_fd *e = cg_fd_peek(fds[i].fd);
       if (e && atomic_load(&e->state) == CG_FD_WAITING) { hidden[nh] = i; hidden_fd[nh++] = fds[i].fd; fds[i].fd = -1; }
     }
-    now = cg_mono_ns();
     int64_t wait = ns_until(end, due, now);
     struct timespec ts, *tp = NULL;
     if (wait >= 0) { ts.tv_sec = wait / 1000000000; ts.tv_nsec = wait % 1000000000; tp = &ts; }
@@ -168,8 +167,7 @@ int cg_epoll_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns,
   int64_t now = cg_mono_ns();
   int64_t end = timeout_ns < 0 ? INF : now + timeout_ns;
   for (;;) {
-    int64_t due = cg_nb_tick();
-    now = cg_mono_ns();
+    int64_t due = cg_nb_tick(now);
     int64_t wait = ns_until(end, due, now);
     int r;
     if (variant == 2 && cg_real.epoll_pwait2) {
@@ -192,14 +190,27 @@ int cg_epoll_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns,
       k++;
     }
     if (k) return k;
-    if (cg_mono_ns() >= end) return 0;
+    now = cg_mono_ns();
+    if (now >= end) return 0;
   }
 }
 
-int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+/* The program's registration of fd, kept for epoll_owner() (which reads it unlocked). */
+static inline __attribute__((always_inline)) void note_registration(struct cg_fd *e, int epfd, int op, const struct epoll_event *ev)
 {
-  struct cg_fd *e = cg_fd_get(fd, op == EPOLL_CTL_ADD);
-  if (!e) return cg_real.epoll_ctl(epfd, op, fd, ev);
+  if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && ev) {
+    __atomic_store_n(&e->ep_fd, epfd + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->ep_events, ev->events, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->ep_data, ev->data.u64, __ATOMIC_RELAXED);
+  } else if (op == EPOLL_CTL_DEL && __atomic_load_n(&e->ep_fd, __ATOMIC_RELAXED) == epfd + 1) {
+    __atomic_store_n(&e->ep_fd, 0, __ATOMIC_RELAXED);
+  }
+}
+
+/* An epoll_ctl() on an fd whose connect holds a record (it may be out of the set: ep_removed). */
+static __attribute__((noinline)) int epoll_ctl_held(struct cg_fd *e, int epfd, int op, int fd,
+                                                    struct epoll_event *ev)
+{
   cg_fd_lock(e);
   struct cg_conn *c = cg_conn_of(e);
   if (c && c->ep_removed && e->ep_fd == epfd + 1) {
@@ -207,21 +218,26 @@ int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
      * kernel would have if it were still there, and re-add it with the program's wishes. */
     int r = 0;
     if (op == EPOLL_CTL_DEL) { c->ep_removed = 0; __atomic_store_n(&e->ep_fd, 0, __ATOMIC_RELAXED); }
-    else if (op == EPOLL_CTL_MOD && ev) { e->ep_events = ev->events; __atomic_store_n(&e->ep_data, ev->data.u64, __ATOMIC_RELAXED); }
+    else if (op == EPOLL_CTL_MOD && ev) note_registration(e, epfd, op, ev);
     else if (op == EPOLL_CTL_ADD) { errno = EEXIST; r = -1; }
     cg_fd_unlock(e);
     return r;
   }
   int r = cg_real.epoll_ctl(epfd, op, fd, ev);
-  if (r == 0) {
-    if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && ev) {
-      /* epoll_owner() reads these without the lock. */
-      __atomic_store_n(&e->ep_fd, epfd + 1, __ATOMIC_RELAXED); e->ep_events = ev->events;
-      __atomic_store_n(&e->ep_data, ev->data.u64, __ATOMIC_RELAXED);
-    } else if (op == EPOLL_CTL_DEL && e->ep_fd == epfd + 1) {
-      __atomic_store_n(&e->ep_fd, 0, __ATOMIC_RELAXED);
-    }
-  }
+  if (r == 0) note_registration(e, epfd, op, ev);
   cg_fd_unlock(e);
+  return r;
+}
+
+int cg_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+  struct cg_fd *e = cg_fd_get(fd, op == EPOLL_CTL_ADD);
+  if (!e) return cg_real.epoll_ctl(epfd, op, fd, ev);
+  if (__atomic_load_n(&e->conn, __ATOMIC_RELAXED)) return epoll_ctl_held(e, epfd, op, fd, ev);
+  /* No connect of ours holds a record, so none has taken the fd out of a set (ep_removed):
+   * nothing to reconcile, no lock (an event loop calls this several times per connection,
+   * mostly on connected sockets). */
+  int r = cg_real.epoll_ctl(epfd, op, fd, ev);
+  if (r == 0) note_registration(e, epfd, op, ev);
   return r;
 }

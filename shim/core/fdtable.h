@@ -98,14 +98,18 @@ struct cg_conn {
   int64_t t_start_ns;         /* first attempt (monotonic) */
   int64_t t_attempt_ns;       /* current attempt */
   int64_t t_next_ns;          /* CG_FD_WAITING: when to retry */
+  /* Until when cg_nb_tick has nothing to do here (its lowest bit: it then wakes the program's
+   * poll for it), so that a tick looks at the connects in flight without taking their locks.
+   * Written by the tick under the lock; any other change of what is due stores 0 (look). */
+  _Atomic int64_t tick_hint;
   /* CONNGUARD_COORDINATE: its place in the destination's shared schedule while WAITING, with
    * its own next attempt and the limit past which it attempts on its own (backoff.c). Left
    * (cg_coord_leave) when the record is given back or reused. */
   struct cg_coord_ticket coord;
   int64_t coord_own_ns, coord_limit_ns;
   socklen_t addrlen;
-  struct sockaddr_storage addr;
-};
+  struct sockaddr_storage addr;   /* last: only addrlen bytes are written and read */
+} __attribute__((aligned(64)));
 extern struct cg_conn cg_conn_pool[];
 /* The record of a locked entry, or NULL when it has none (not active when locked). */
 static inline struct cg_conn *cg_conn_of(struct cg_fd *e)
@@ -224,9 +228,11 @@ static inline struct cg_fd *cg_fd_get(int fd, int create)
   return e;
 }
 
+static inline int cg_state_active(unsigned s);
 static inline void cg_fd_unlock(struct cg_fd *e)
 {
-  if (e->conn) cg_conn_settle(e);
+  /* The record stays while the connect is active (most unlocks): no call then. */
+  if (e->conn && !cg_state_active(atomic_load_explicit(&e->state, memory_order_acquire))) cg_conn_settle(e);
   atomic_store_explicit(&e->lock, 0, memory_order_release);
 }
 

@@ -410,6 +410,9 @@ void cg_leak_note_peer(int fd, const struct sockaddr *addr, socklen_t len)
     return;
   int fam = addr->sa_family;
   if (fam != AF_INET && fam != AF_INET6 && fam != AF_UNIX) return;   /* AF_UNSPEC: a disconnect */
+  /* The status-check connect() after a non-blocking one (ab, apr) names the peer again: it is
+   * recorded, here and in the published slot, already. */
+  if (e->peerlen && len >= e->peerlen && memcmp(&e->peer, addr, e->peerlen) == 0) return;
   set_peer(e, addr, len);
   unsigned v = atomic_load_explicit(&e->slot, memory_order_acquire);
   if (v && v <= CG_LEAK_SLOTS) {

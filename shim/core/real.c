@@ -34,7 +34,7 @@ CG_REAL_FUNCS(CHECK)
 #undef CHECK
 _Static_assert(sizeof(struct cg_real) == n_real * sizeof(void *), "struct cg_real and CG_REAL_FUNCS differ");
 
-int cg_real_ready(void)
+int cg_real_ready_slow(void)
 {
   if (atomic_load_explicit(&cg_real_state, memory_order_acquire) == 2) return 1;
   cg_real_init();

@@ -53,8 +53,9 @@ void cg_real_init(void);
 
 
 /* 1 when the table is filled. 0 only while this very thread is inside dlsym (re-entered):
- * then a hook must fall back to the raw system call. */
-int cg_real_ready(void);
+ * then a hook must fall back to the raw system call. Inline below: every hook asks first. */
+static inline int cg_real_ready(void);
+int cg_real_ready_slow(void);
 #endif
 #ifndef CG_REAL_PEEK
 #define CG_REAL_PEEK
@@ -65,5 +66,9 @@ extern atomic_int cg_real_state;
 static inline int cg_real_peek(void)
 {
   return atomic_load_explicit(&cg_real_state, memory_order_acquire) == 2;
+}
+static inline int cg_real_ready(void)
+{
+  return __builtin_expect(cg_real_peek(), 1) || cg_real_ready_slow();
 }
 #endif

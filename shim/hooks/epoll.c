@@ -11,7 +11,8 @@ CG_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
   if (!cg_real_ready()) return (int)syscall(SYS_epoll_ctl, epfd, op, fd, ev);
   if (!cg_enabled || cg_in_hook) return cg_real.epoll_ctl(epfd, op, fd, ev);
-  return CG_GUARDED(int, cg_epoll_ctl(epfd, op, fd, ev));
+  /* Unguarded: cg_epoll_ctl calls no hooked function and sets errno only when it fails. */
+  return cg_epoll_ctl(epfd, op, fd, ev);
 }
 
 CG_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
