@@ -291,11 +291,11 @@ static int finish_like_kernel(int fd, const struct timeval *prog_tv, int64_t t0)
 
 /* Whether connect(fd, a, l) is the shim's business (cg_eligible), with what this call already
  * knows: the destination's verdict and whether socket() made fd here (then its type is known). */
-static int eligible(int fd, struct cg_fd *e, int here, const struct sockaddr *a, socklen_t l)
+static int eligible(int fd, struct cg_fd *e, int here, int wanted, const struct sockaddr *a, socklen_t l)
 {
   int fam = family_of(a, l);
-  if (here && (fam == AF_INET || fam == AF_INET6)) return e->tcp && cg_dst_wanted(a, l);
-  return cg_eligible(fd, a, l);
+  if (here && (fam == AF_INET || fam == AF_INET6)) return e->tcp && wanted;
+  return wanted && cg_eligible(fd, a, l);
 }
 
 int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
@@ -322,10 +322,15 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   int64_t bound_ns = 0;
   int armed = 0, wd = 0;
   /* Read once for the whole call: fd's entry says what socket() made, if it made it here. */
-  int here = cg_fd_made_here(e);
-  if (cg_timeouts_retried() && cg_dst_wanted(a, l) && may_wait(e, here, a, l) &&
+  int here = cg_fd_made_here(e), wanted = cg_dst_wanted(a, l);
+  unsigned nbk = here ? atomic_load_explicit(&e->nbk, memory_order_relaxed) : CG_NB_UNKNOWN;
+  /* A non-blocking socket made here, before the watchdog runs, gets no bound (below): known
+   * without working out what the bound would be. */
+  int fam0 = family_of(a, l);
+  int nb_unbound = nbk == CG_NB_ON && (fam0 == AF_INET || fam0 == AF_INET6) && cg_cfg.watchdog &&
+                   cg_wd_status() != 1;
+  if (cg_timeouts_retried() && wanted && may_wait(e, here, a, l) && !nb_unbound &&
       first_attempt_bound(fd, here, &prog_tv, &bound_ns)) {
-    unsigned nbk = here ? atomic_load_explicit(&e->nbk, memory_order_relaxed) : CG_NB_UNKNOWN;
     if (!watchdog_may_cut(fd, e, here, a, l)) {
       armed = arm_sndtimeo(fd, bound_ns);
     } else if (cg_wd_status() == 1 || (nbk != CG_NB_UNKNOWN ? nbk == CG_NB_OFF : cg_fd_blocking(fd, e))) {
@@ -364,17 +369,17 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   int fam = a->sa_family;
   if (armed && err == EINPROGRESS && cg_mono_ns() - t0 >= bound_ns / 2 && is_blocking(fd)) {
     /* Our bound on the first attempt of a blocking connect expired: the SYN went unanswered. */
-    if (!eligible(fd, e, here, a, l)) return finish_like_kernel(fd, &prog_tv, t0);
+    if (!eligible(fd, e, here, wanted, a, l)) return finish_like_kernel(fd, &prog_tv, t0);
     cg_reset_socket(fd);
     return blocking_connect(fd, a, l, ETIMEDOUT, 1, t0);
   }
   if (err == EINPROGRESS || err == EINTR) {
-    if (!eligible(fd, e, here, a, l)) { errno = err; return r; }
+    if (!eligible(fd, e, here, wanted, a, l)) { errno = err; return r; }
     cg_nb_start(fd, a, l, err, t0);
     errno = err;
     return r;
   }
-  if (cg_errno_is_progress(err, fam) || !eligible(fd, e, here, a, l)) { errno = err; return r; }
+  if (cg_errno_is_progress(err, fam) || !eligible(fd, e, here, wanted, a, l)) { errno = err; return r; }
   /* A blocking connect that failed, or a non-blocking one that failed at once. */
   int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
   if (fl >= 0 && (fl & O_NONBLOCK)) {

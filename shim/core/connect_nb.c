@@ -372,7 +372,8 @@ void cg_nb_start(int fd, const struct sockaddr *a, socklen_t l, int err, int64_t
     c->nonblock = err == EINPROGRESS;
     c->t_start_ns = c->t_attempt_ns = t0;
     c->addrlen = l <= sizeof c->addr ? l : sizeof c->addr;
-    memcpy(&c->addr, a, c->addrlen);
+    if (l == sizeof(struct sockaddr_in)) memcpy(&c->addr, a, sizeof(struct sockaddr_in));   /* inline */
+    else memcpy(&c->addr, a, c->addrlen);
     c->stack_id = stack;
     c->cpystack = py;
     /* The tick's first look would find only this attempt's end (as in cg_nb_tick). */

@@ -126,7 +126,7 @@ static int any_cg_variable(void)
   return 0;
 }
 
-static atomic_int init_state CG_STARTUP_DATA;   /* 0 none, 1 running, 2 done */
+atomic_int cg_init_state CG_STARTUP_DATA;   /* engine.h: 0 none, 1 running, 2 done */
 
 void cg_after_fork_child(void)
 {
@@ -141,11 +141,11 @@ void cg_after_fork_child(void)
   cg_coord_after_fork();
 }
 
-void cg_init(void)
+void cg_init_slow(void)
 {
-  if (atomic_load_explicit(&init_state, memory_order_acquire) == 2) return;
+  if (atomic_load_explicit(&cg_init_state, memory_order_acquire) == 2) return;
   int expect = 0;
-  if (!atomic_compare_exchange_strong(&init_state, &expect, 1)) return;  /* re-entered, or another thread: pass through meanwhile */
+  if (!atomic_compare_exchange_strong(&cg_init_state, &expect, 1)) return;  /* re-entered, or another thread: pass through meanwhile */
   int saved = errno;
   cg_real_init();
   if (any_cg_variable()) cg_config_apply(&cg_cfg, env_get, warn_stderr, NULL);
@@ -156,6 +156,6 @@ void cg_init(void)
     cg_atfork_child(cg_after_fork_child);
     cg_enabled = 1;
   }
-  atomic_store_explicit(&init_state, 2, memory_order_release);
+  atomic_store_explicit(&cg_init_state, 2, memory_order_release);
   errno = saved;
 }

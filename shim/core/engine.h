@@ -32,6 +32,7 @@
 #define CG_ENGINE_H
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -42,8 +43,14 @@ extern struct cg_config cg_cfg;
 extern int cg_enabled;                  /* 0 until init, and when CONNGUARD_DISABLE=1 */
 extern __thread int cg_in_hook;         /* recursion guard */
 
-/* Reads the configuration (secure_getenv), sets up log, stack and stats. Idempotent. */
-void cg_init(void);
+/* Reads the configuration (secure_getenv), sets up log, stack and stats. Idempotent; inline:
+ * every socket and connect asks. */
+extern atomic_int cg_init_state;
+void cg_init_slow(void);
+static inline void cg_init(void)
+{
+  if (__builtin_expect(atomic_load_explicit(&cg_init_state, memory_order_acquire) != 2, 0)) cg_init_slow();
+}
 static inline int cg_active(void) { return cg_enabled && !cg_in_hook; }
 
 int cg_connect(int fd, const struct sockaddr *addr, socklen_t len);

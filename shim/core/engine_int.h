@@ -86,7 +86,7 @@ int64_t cg_budget_end(struct cg_conn *e);
 /* When the current attempt is cut (CONNGUARD_CONNECT_TIMEOUT_MS, within the budget). */
 int64_t cg_attempt_end(struct cg_conn *e);
 /* Whether timeouts are retried at all (CONNGUARD_RETRY_ON has timeout). */
-int cg_timeouts_retried(void);
+static inline int cg_timeouts_retried(void) { return (cg_cfg.retry_on & CG_CLASS_TIMEOUT) != 0; }
 
 /* ---------- backoff.c: the backoff wait (the one place) ---------- */
 

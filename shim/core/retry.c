@@ -35,7 +35,6 @@ int64_t cg_budget_end(struct cg_conn *e)
 
 /* The per-attempt timeout exists to retry a timeout: with timeout left out of
  * CONNGUARD_RETRY_ON, an attempt is cut only by the deadline, and only one the shim started. */
-int cg_timeouts_retried(void) { return (cg_cfg.retry_on & CG_CLASS_TIMEOUT) != 0; }
 
 int64_t cg_attempt_end(struct cg_conn *e)
 {
