@@ -119,7 +119,8 @@ struct cs_entry {
   uint32_t id;                  /* stacktab id (never 0: stacks without one are not cached) */
   uintptr_t fp, ra;             /* key */
   uint32_t gen;                 /* dl_gen when made */
-  uint8_t max, n, nours, pad;   /* frames asked for; raw frames verified; the shim's among them */
+  uint8_t max, n, nours, lead;  /* frames asked for; raw frames verified; the shim's among them,
+                                 * and how many of those come first (usually all) */
   /* Read and written a word at a time (the copy under the sequence count is most of a hit):
    * ours: the shim's return addresses minus self_lo, uint32_t each; step: slot - previous
    * slot (fp first) in 8-byte units, | CS_OURS_BIT, uint16_t each. */
@@ -214,10 +215,23 @@ static __thread unsigned char cs_last[CS_MEMO];
 /* Whether every return address of an entry is still in its slot. Slots ascend from fp: all
  * lie in this thread's live stack as long as the frames below match (the first mismatch stops
  * the walk). Apart from the lookup: few enough live values to stay in registers. */
-CG_READS_FRAMES __attribute__((noinline)) static int cs_verify(uintptr_t at, const uint16_t *step, unsigned n,
-                                                             const uint32_t *ours, uintptr_t lo, const uintptr_t *prog)
+CG_READS_FRAMES __attribute__((noinline)) static int cs_verify(uintptr_t at, const uint16_t *step, unsigned n, unsigned lead,
+                                                             unsigned nours, const uint32_t *ours, uintptr_t lo,
+                                                             const uintptr_t *prog)
 {
-  for (unsigned i = 0; i < n; i++) {
+  unsigned i = 0;
+  for (; i < lead; i++) {
+    at += (uintptr_t)(step[i] & CS_STEP_MAX) * 8;
+    if (*(const uintptr_t *)at != lo + ours[i]) return 0;
+  }
+  if (lead == nours) {   /* the program's frames only: no flag to test */
+    for (; i < n; i++) {
+      at += (uintptr_t)step[i] * 8;
+      if (*(const uintptr_t *)at != *prog++) return 0;
+    }
+    return 1;
+  }
+  for (ours += lead; i < n; i++) {
     unsigned st = step[i];
     at += (uintptr_t)(st & CS_STEP_MAX) * 8;
     uintptr_t want = st & CS_OURS_BIT ? lo + *ours++ : *prog++;
@@ -226,8 +240,9 @@ CG_READS_FRAMES __attribute__((noinline)) static int cs_verify(uintptr_t at, con
   return 1;
 }
 
-/* 1 and *id (and pcs[0..*npcs) when pcs is given) on a verified hit. */
-CG_READS_FRAMES static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint32_t gen, uint32_t *id, uintptr_t *pcs, int *npcs)
+/* The id (and pcs[0..*npcs) when pcs is given) of a verified hit; 0 for none (an entry always
+ * has an id). */
+CG_READS_FRAMES static uint32_t cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint32_t gen, uintptr_t *pcs, int *npcs)
 {
   unsigned h = cs_hash(fp, ra), first = cs_last[h % CS_MEMO];
   for (unsigned k = 0; k < CS_WAYS; k++) {
@@ -240,8 +255,8 @@ CG_READS_FRAMES static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint32
     union { uint64_t w[CS_RAW / 4]; uint16_t s[CS_RAW]; } step;
     union { uint64_t w[CS_OURS / 2]; uint32_t o[CS_OURS]; } ours;
     uint32_t egen = LD(e->gen), eid = LD(e->id);
-    unsigned n = LD(e->n), nours = LD(e->nours), emax = LD(e->max);
-    if (n > CS_RAW || nours > CS_OURS) continue;
+    unsigned n = LD(e->n), nours = LD(e->nours), lead = LD(e->lead), emax = LD(e->max);
+    if (n > CS_RAW || nours > CS_OURS || lead > nours) continue;
     for (unsigned i = 0; i < CS_OURS / 2; i++) ours.w[i] = LD(e->ours[i]);   /* no loop: most are needed */
     for (unsigned i = 0; i < (n + 3) / 4; i++) step.w[i] = LD(e->step[i]);
     if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1) continue;
@@ -252,18 +267,17 @@ CG_READS_FRAMES static int cs_lookup(uintptr_t fp, uintptr_t ra, int max, uint32
     const uintptr_t *prog;
     int np = cg_stacktab_get(eid, &prog);
     if (np != (int)(n - nours)) continue;
-    if (!cs_verify(fp, step.s, n, ours.o, self_lo, prog)) {
+    if (!cs_verify(fp, step.s, n, lead, nours, ours.o, self_lo, prog)) {
       atomic_fetch_add_explicit(&cs_moved, 1, memory_order_relaxed);
       continue;
     }
-    *id = eid;
     cs_last[h % CS_MEMO] = (unsigned char)w;
     if (pcs) {
       memcpy(pcs, prog, sizeof *prog * (size_t)np);
       *npcs = np;
     }
     atomic_fetch_add_explicit(&cs_hits, 1, memory_order_relaxed);
-    return 1;
+    return eid;
   }
   return 0;
 }
@@ -288,7 +302,7 @@ static struct cs_entry *cs_way_entry(unsigned h, unsigned w)
 
 /* A verified raw stack as an entry's fields; 0 when it does not fit one. */
 struct cs_made {
-  uint8_t n, nours;
+  uint8_t n, nours, lead;
   union { uint64_t w[CS_OURS / 2]; uint32_t o[CS_OURS]; } ours;
   union { uint64_t w[CS_RAW / 4]; uint16_t s[CS_RAW]; } step;
 };
@@ -305,6 +319,7 @@ static int cs_make(uintptr_t fp, const uintptr_t *val, const uint32_t *off, cons
     m->step.s[i] = (uint16_t)(d / 8);
     if (bits[i / 64] >> (i % 64) & 1) {
       if (m->nours >= CS_OURS || val[i] - self_lo > UINT32_MAX) return 0;
+      if (m->lead == i) m->lead++;
       m->ours.o[m->nours++] = (uint32_t)(val[i] - self_lo);
       m->step.s[i] |= CS_OURS_BIT;
     }
@@ -338,7 +353,7 @@ static void cs_store(uintptr_t fp, uintptr_t ra, int max, uint32_t gen, uint32_t
                                                           memory_order_relaxed))
     return;
   ST(e->fp, fp); ST(e->ra, ra); ST(e->gen, gen); ST(e->id, id);
-  ST(e->max, (uint8_t)max); ST(e->n, m->n); ST(e->nours, m->nours);
+  ST(e->max, (uint8_t)max); ST(e->n, m->n); ST(e->nours, m->nours); ST(e->lead, m->lead);
   for (unsigned i = 0; i < (m->nours + 1u) / 2; i++) ST(e->ours[i], m->ours.w[i]);
   for (unsigned i = 0; i < (m->n + 3u) / 4; i++) ST(e->step[i], m->step.w[i]);
   atomic_store_explicit(&e->seq, s + 2, memory_order_release);
@@ -383,24 +398,26 @@ CG_READS_FRAMES static _Unwind_Reason_Code walk_step(struct _Unwind_Context *ctx
 /* The cached or freshly captured stack asked for from frame fp, returning to ra: its
  * stacktab id, and its frames when pcs is given. */
 __attribute__((noinline)) static uint32_t stack_miss(uintptr_t fp, uintptr_t ra, int max, uintptr_t *pcs, int *npcs,
-                                                     int busy, uint32_t gen);
+                                                     int64_t gen);
 
 __attribute__((noinline)) static uint32_t stack_at(uintptr_t fp, uintptr_t ra, int max, uintptr_t *pcs, int *npcs)
 {
-  uint32_t id = 0;
   if (npcs) *npcs = 0;
   if (max <= 0 || !unwinder_ready()) return 0;
   if (max > CG_MAX_STACK) max = CG_MAX_STACK;
   /* busy first: a count of 0 read after an unload's end makes its bump of dl_gen visible. */
   int busy = atomic_load_explicit(&dl_busy, memory_order_acquire) != 0;
   uint32_t gen = atomic_load_explicit(&dl_gen, memory_order_acquire);
-  if (!busy && cs_lookup(fp, ra, max, gen, &id, pcs, npcs)) return id;
-  return stack_miss(fp, ra, max, pcs, npcs, busy, gen);
+  uint32_t id = busy ? 0 : cs_lookup(fp, ra, max, gen, pcs, npcs);
+  if (id) return id;
+  /* A tail call (no local's address taken here): no frame more for the unwind to walk. */
+  return stack_miss(fp, ra, max, pcs, npcs, busy ? -1 : (int64_t)gen);
 }
 
-/* A full unwind, interned and cached: apart, so that a hit saves and restores few registers. */
+/* A full unwind, interned, and cached under gen unless gen < 0 (a dlclose under way): apart,
+ * so that a hit saves and restores few registers. */
 __attribute__((noinline)) static uint32_t stack_miss(uintptr_t fp, uintptr_t ra, int max, uintptr_t *pcs, int *npcs,
-                                                     int busy, uint32_t gen)
+                                                     int64_t gen)
 {
   uint32_t id;
   int n;
@@ -415,8 +432,8 @@ __attribute__((noinline)) static uint32_t stack_miss(uintptr_t fp, uintptr_t ra,
   id = cg_stacktab_intern(pcs, n);
   /* Without an id (the table full) nothing holds the frames a hit would check against. */
   struct cs_made m;
-  if (w.cacheable && !busy && id && w.n > 0 && cs_make(fp, w.val, w.off, w.ours, w.n, &m))
-    cs_store(fp, ra, max, gen, id, &m);
+  if (w.cacheable && gen >= 0 && id && w.n > 0 && cs_make(fp, w.val, w.off, w.ours, w.n, &m))
+    cs_store(fp, ra, max, (uint32_t)gen, id, &m);
   else
     atomic_fetch_add_explicit(&cs_uncacheable, 1, memory_order_relaxed);
   return id;

@@ -269,6 +269,45 @@ START_TEST(dlclose_of_a_reference_keeps_the_cache)
 }
 END_TEST
 
+/* The shim's own frames are not reported but are checked on a hit; usually they come first,
+ * but a program callback run from inside the shim (a resolver's socket inside the getaddrinfo
+ * hook) puts one between the program's. Here the frame in via_mixed plays the shim's. */
+static uintptr_t ra_into_mixed;
+
+__attribute__((noinline)) static uint32_t path_mixed(uintptr_t *caller)
+{
+  ra_into_mixed = (uintptr_t)__builtin_return_address(0);
+  cg_stack_set_self(ra_into_mixed, ra_into_mixed + 1);
+  uint32_t r = site(caller);
+  __asm__ volatile("" ::: "memory");
+  return r;
+}
+
+__attribute__((noinline)) static uint32_t via_mixed(uintptr_t *caller)
+{
+  uint32_t r = path_mixed(caller);
+  __asm__ volatile("" ::: "memory");
+  return r;
+}
+
+START_TEST(shim_frame_between_program_frames)
+{
+  uintptr_t c[3];
+  uint32_t id[3];
+  volatile int three = 3;   /* not unrolled: one call instruction */
+  for (int i = 0; i < three; i++) id[i] = via_mixed(&c[i]);
+  ck_assert_uint_eq(id[1], id[0]);
+  ck_assert_uint_eq(id[2], id[0]);
+  ck_assert(stack_is_from(id[0], c[0]));
+  const uintptr_t *pcs;
+  int n = cg_stacktab_get(id[0], &pcs);
+  for (int f = 0; f < n; f++) ck_assert_uint_ne(pcs[f], ra_into_mixed);
+  struct cg_stack_counts k = counts();
+  ck_assert_uint_eq(k.misses, 1);
+  ck_assert_uint_eq(k.hits, 2);
+}
+END_TEST
+
 /* An entry keeps each frame's size in 8-byte units on 15 bits: a caller whose frame is larger
  * (256 KB and more) gets a correct stack, unwound every time. */
 __attribute__((noinline)) static uint32_t via_big_frame(size_t size, uintptr_t *caller)
@@ -345,6 +384,7 @@ static Suite *suite(void)
   tcase_add_test(tc, library_replaced_at_the_same_address);
   tcase_add_test(tc, dlclose_of_a_reference_keeps_the_cache);
   tcase_add_test(tc, huge_frames_are_not_cached);
+  tcase_add_test(tc, shim_frame_between_program_frames);
   tcase_add_test(tc, threads_each_get_their_stacks);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
