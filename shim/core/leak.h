@@ -8,8 +8,8 @@
  * only. At exit, what is still tracked, owned by this process and still the same socket
  * (fstat: device + inode) is reported grouped by creation stack, then one summary record.
  *
- * Closes the shim cannot see (fclose of an fdopen()ed socket, syscall(SYS_close), raw dup2,
- * exec) leave stale entries: they are dropped when the fd number is obtained again, and the
+ * Closes the shim cannot see (fclose of an fdopen()ed socket, an inline system call or one
+ * made on another architecture than x86-64's syscall() hook knows, exec) leave stale entries: they are dropped when the fd number is obtained again, and the
  * identity check keeps them out of the report. Sockets created while the shim itself runs
  * (cg_in_hook) are never tracked: shim-internal sockets must be created inside the recursion
  * guard or with cg_real.socket / raw syscalls. */
