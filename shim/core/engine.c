@@ -139,6 +139,7 @@ void cg_after_fork_child(void)
   if (cg_cfg.stats) cg_stats_after_fork();
   cg_wd_after_fork_child();
   cg_coord_after_fork();
+  cg_stack_after_fork_child();
 }
 
 void cg_init_slow(void)

@@ -170,6 +170,16 @@ static unsigned long dl_subs(void)
  * mapped at the same address. What this cannot see: docs/design.md, "Stacks". */
 static atomic_uint dl_busy, dl_gen;
 
+/* A fork child has only the forking thread: a dlclose another thread was in never ends there,
+ * and its unload (maybe done, not yet counted) is counted now. */
+void cg_stack_after_fork_child(void)
+{
+  if (atomic_load_explicit(&dl_busy, memory_order_relaxed)) {
+    atomic_store_explicit(&dl_busy, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&dl_gen, 1, memory_order_relaxed);
+  }
+}
+
 unsigned long cg_stack_unload_begin(void)
 {
   atomic_fetch_add(&dl_busy, 1);

@@ -34,6 +34,11 @@ void cg_stack_set_self(uintptr_t lo, uintptr_t hi);
  * captures bypass the cache; an unload it made invalidates every entry. Keep errno. */
 unsigned long cg_stack_unload_begin(void);
 void cg_stack_unload_end(unsigned long token);
+/* From the shim's fork child handler (engine.c); not registered here: registering from inside
+ * dlclose could run under glibc's atfork lock (a dlclose in an atfork handler) and hang. A
+ * child forked before the shim's initialisation keeps the cache off if a dlclose was under way
+ * in another thread: correct stacks, unwound each time. */
+void cg_stack_after_fork_child(void);
 /* Name of the backend in use: "libgcc" once loaded, "none" before or when it is missing. */
 const char *cg_stack_backend(void);
 

@@ -338,6 +338,42 @@ START_TEST(huge_frames_are_not_cached)
 }
 END_TEST
 
+/* A child forked while another thread is inside dlclose(): that call never ends in the child,
+ * whose cache must work again, and whatever it unloaded counts as unloaded there. */
+START_TEST(fork_during_dlclose_child_caches_again)
+{
+  uintptr_t c[3] = { 0, 0, 0 };
+  uint32_t id[3] = { 0, 0, 0 };
+  volatile int three = 3;   /* not unrolled: one call instruction */
+  pid_t pid = -1;
+  unsigned long token = 0;
+  for (int i = 0; i < three; i++) {
+    if (i == 1) {
+      errno = 77;
+      token = cg_stack_unload_begin();   /* as the hook does, in "another thread" */
+      ck_assert_int_eq(errno, 77);
+      pid = fork();
+      ck_assert_int_ge(pid, 0);
+      if (pid == 0) cg_stack_after_fork_child();   /* the shim's child handler (engine.c) */
+      if (pid > 0) {
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's cache is off or stale");
+        cg_stack_unload_end(token);
+        ck_assert_int_eq(errno, 77);
+      }
+    }
+    id[i] = via(0, &c[i]);
+  }
+  struct cg_stack_counts k = counts();
+  int ok = id[1] == id[0] && id[2] == id[0] && stack_is_from(id[2], c[2]);
+  if (pid == 0) _exit(ok && k.unloaded == 1 && k.misses == 2 && k.hits == 1 ? 0 : 1);
+  ck_assert(ok);
+  ck_assert_uint_eq(k.misses, 1);   /* nothing unloaded: the parent's entry stays good */
+  ck_assert_uint_eq(k.hits, 2);
+}
+END_TEST
+
 #define NTHREADS 4
 #define ROUNDS 3000
 
@@ -385,6 +421,7 @@ static Suite *suite(void)
   tcase_add_test(tc, dlclose_of_a_reference_keeps_the_cache);
   tcase_add_test(tc, huge_frames_are_not_cached);
   tcase_add_test(tc, shim_frame_between_program_frames);
+  tcase_add_test(tc, fork_during_dlclose_child_caches_again);
   tcase_add_test(tc, threads_each_get_their_stacks);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
