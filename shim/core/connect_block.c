@@ -298,22 +298,28 @@ static int eligible(int fd, struct cg_fd *e, int here, int wanted, const struct 
   return wanted && cg_eligible(fd, a, l);
 }
 
+int cg_connect_recheck(int fd, const struct sockaddr *a, socklen_t l, int *r)
+{
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (!e || atomic_load(&e->state) != CG_FD_CONNECTED || !e->tcp || !a || l < sizeof(sa_family_t) ||
+      a->sa_family == AF_UNSPEC || !cg_fd_made_here(e))
+    return 0;
+  if (__builtin_expect(atomic_load_explicit(&cg_stats_pending, memory_order_relaxed), 0)) {
+    int err = errno;   /* a success leaves errno as the program had it */
+    cg_stats_use();
+    errno = err;
+  }
+  CG_STAT_ADD(connect_attempts, 1);
+  *r = r_connect(fd, a, l);
+  return 1;
+}
+
 int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
 {
   struct cg_fd *e = cg_fd_peek(fd);
   unsigned st0 = e ? atomic_load(&e->state) : CG_FD_NONE;
   if ((st0 == CG_FD_BACKGROUND || cg_state_active(st0)) && cg_nb_is_again(e, st0, a, l))
     return cg_nb_connect_again(fd, e, st0, a, l);
-  if (st0 == CG_FD_CONNECTED && e->tcp && a && l >= sizeof(sa_family_t) && a->sa_family != AF_UNSPEC &&
-      cg_fd_made_here(e)) {
-    /* A TCP socket made here whose connect we saw succeed: the kernel answers at once (the
-     * status check after a non-blocking connect, as ab and apr do: 0, then EISCONN) and starts
-     * no attempt, so there is nothing to bound or retry. Counted as before. A disconnect
-     * (AF_UNSPEC) goes the whole way and leaves the state SOCKET, below. */
-    cg_stats_use();
-    CG_STAT_ADD(connect_attempts, 1);
-    return r_connect(fd, a, l);
-  }
 
   int64_t t0 = cg_mono_ns();
   cg_stats_use();

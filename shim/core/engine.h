@@ -54,6 +54,13 @@ static inline void cg_init(void)
 static inline int cg_active(void) { return cg_enabled && !cg_in_hook; }
 
 int cg_connect(int fd, const struct sockaddr *addr, socklen_t len);
+/* connect() on a TCP socket made here whose connect we saw succeed: the kernel answers at once
+ * (the status check after a non-blocking connect, as ab and apr do: 0, then EISCONN) and starts
+ * no attempt, so there is nothing to bound, retry or note (the socket's peer stays the one it
+ * connected to). Returns 1 with the kernel's answer in *r (counted as an attempt, as before),
+ * or 0 (not such a call: cg_connect). A disconnect (AF_UNSPEC) is not one: it goes the whole
+ * way and leaves the state SOCKET. */
+int cg_connect_recheck(int fd, const struct sockaddr *addr, socklen_t len, int *r);
 int cg_getsockopt(int fd, int level, int opt, void *val, socklen_t *len);
 /* timeout_ns < 0: infinite. use_ppoll selects ppoll (with mask) for the real call. */
 int cg_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *mask, int use_ppoll);

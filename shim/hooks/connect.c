@@ -7,8 +7,13 @@ CG_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
   if (!cg_real_ready()) return (int)syscall(SYS_connect, fd, addr, len);
   cg_init();
   if (!cg_active()) return cg_real.connect(fd, addr, len);
+  int r;
+  cg_in_hook++;
+  int again = cg_connect_recheck(fd, addr, len, &r);
+  cg_in_hook--;
+  if (again) return r;
   if (cg_cfg.tls) cg_tls_note_connect(fd);   /* for TLS layers that hide their fd (curl) */
-  int r = CG_GUARDED(int, cg_connect(fd, addr, len));
+  r = CG_GUARDED(int, cg_connect(fd, addr, len));
   /* The destination is the leaked socket's peer if it is never closed (even a refused one). */
   if (cg_cfg.leaks != CG_LEAKS_OFF) {
     int e = errno;
