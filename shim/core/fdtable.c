@@ -46,9 +46,9 @@ struct cg_fd *cg_fd_get_slow(int fd, int create)
   return &c[fd & (CG_FD_CHUNK - 1)];
 }
 
-void cg_fd_lock(struct cg_fd *e)
+void cg_fd_lock_wait(struct cg_fd *e)
 {
-  unsigned spins = 0;
+  unsigned spins = 1;
   while (atomic_exchange_explicit(&e->lock, 1, memory_order_acquire)) {
     if (++spins > 64) sched_yield();
   }
@@ -119,18 +119,7 @@ void cg_fd_note_made(int fd, int domain, int type, int protocol)
   atomic_store_explicit(&e->made, 1, memory_order_release);
 }
 
-int cg_fd_made_here(struct cg_fd *e)
-{
-  return e && (atomic_load_explicit(&e->track, memory_order_acquire) == CG_VIA_SOCKET ||
-               atomic_load_explicit(&e->made, memory_order_acquire)) &&
-         e->owner == cg_self_pid();
-}
 
-void cg_fd_note_nonblock(int fd, int on)
-{
-  struct cg_fd *e = cg_fd_peek(fd);
-  if (cg_fd_made_here(e)) atomic_store_explicit(&e->nbk, on ? CG_NB_ON : CG_NB_OFF, memory_order_relaxed);
-}
 
 int cg_fd_blocking(int fd, struct cg_fd *e)
 {

@@ -128,7 +128,12 @@ struct cg_fd *cg_fd_get_slow(int fd, int create);
 /* Lock-free lookup that never allocates: for close() and signal paths. */
 static inline struct cg_fd *cg_fd_peek(int fd);
 
-void cg_fd_lock(struct cg_fd *e);
+/* Inline when free (nearly always); cg_fd_lock_wait spins and yields otherwise. */
+void cg_fd_lock_wait(struct cg_fd *e);
+static inline void cg_fd_lock(struct cg_fd *e)
+{
+  if (__builtin_expect(atomic_exchange_explicit(&e->lock, 1, memory_order_acquire), 0)) cg_fd_lock_wait(e);
+}
 /* Gives the record back first when the entry is no longer active. Inline below. */
 static inline void cg_fd_unlock(struct cg_fd *e);
 /* Lock held: gives the record back when the entry is no longer active (cg_fd_unlock calls it). */
@@ -165,7 +170,7 @@ static inline int cg_active_at(int i)
  * kernel (TCP or not, made in this process), kept until the fd is closed. */
 void cg_fd_note_made(int fd, int domain, int type, int protocol);
 /* Whether fd was made by socket() in this process (tracked, or noted by cg_fd_note_made). */
-int cg_fd_made_here(struct cg_fd *e);
+static inline int cg_fd_made_here(struct cg_fd *e);   /* inline below: every connect asks */
 
 /* O_NONBLOCK of a socket made here, remembered from the calls that set it (no F_GETFL on a
  * healthy connect). Unknown once the file description may be shared: a dup() of it (flags are
@@ -173,7 +178,7 @@ int cg_fd_made_here(struct cg_fd *e);
  * view of its parent's sockets). */
 enum cg_nb { CG_NB_UNKNOWN = 0, CG_NB_OFF = 1, CG_NB_ON = 2 };
 /* socket(), fcntl(F_SETFL), ioctl(FIONBIO) succeeded on fd. */
-void cg_fd_note_nonblock(int fd, int on);
+static inline void cg_fd_note_nonblock(int fd, int on);
 /* fd was duplicated: its flags may now change through another number. */
 static inline void cg_fd_note_shared(int fd);
 /* Whether fd is in blocking mode: remembered for a socket made here, else one F_GETFL. */
@@ -248,6 +253,19 @@ static inline void cg_fd_note_shared(int fd)
   struct cg_fd *e = cg_fd_peek(fd);
   if (e && atomic_load_explicit(&e->nbk, memory_order_relaxed) != CG_NB_UNKNOWN)
     atomic_store_explicit(&e->nbk, CG_NB_UNKNOWN, memory_order_relaxed);
+}
+
+static inline int cg_fd_made_here(struct cg_fd *e)
+{
+  return e && (atomic_load_explicit(&e->track, memory_order_acquire) == CG_VIA_SOCKET ||
+               atomic_load_explicit(&e->made, memory_order_acquire)) &&
+         e->owner == cg_self_pid();
+}
+
+static inline void cg_fd_note_nonblock(int fd, int on)
+{
+  struct cg_fd *e = cg_fd_peek(fd);
+  if (cg_fd_made_here(e)) atomic_store_explicit(&e->nbk, on ? CG_NB_ON : CG_NB_OFF, memory_order_relaxed);
 }
 
 static inline int cg_state_active(unsigned s)
