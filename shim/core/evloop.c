@@ -161,6 +161,26 @@ static int epoll_owner(int epfd, uint64_t data)
   return -1;
 }
 
+/* The active fds registered in epfd, with their data: looked up by every event of one wait
+ * (an event loop gets several per wait; a walk per event read every active fd's entry each
+ * time). Returns how many, or -1 when more than fit (then epoll_owner per event). */
+struct owner { uint64_t data; int fd; };
+#define OWNERS 64
+static int owners_of(int epfd, struct owner *o)
+{
+  int n = 0, span = cg_active_span();
+  for (int i = 0; i < span; i++) {
+    int fd = cg_active_at(i);
+    if (fd < 0) continue;
+    struct cg_fd *e = cg_fd_peek(fd);
+    if (!e || __atomic_load_n(&e->ep_fd, __ATOMIC_RELAXED) != epfd + 1) continue;
+    if (n == OWNERS) return -1;
+    o[n].data = __atomic_load_n(&e->ep_data, __ATOMIC_RELAXED);
+    o[n++].fd = fd;
+  }
+  return n;
+}
+
 int cg_epoll_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns,
                   const sigset_t *mask, int variant)
 {
@@ -179,9 +199,19 @@ int cg_epoll_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns,
       r = variant ? cg_real.epoll_pwait(epfd, ev, max, ms, mask) : cg_real.epoll_wait(epfd, ev, max, ms);
     }
     if (r < 0) return r;
-    int k = 0;
+    int k = 0, no = -2;
+    struct owner own[OWNERS];
     for (int i = 0; i < r; i++) {
-      int fd = atomic_load(&cg_active_count) ? epoll_owner(epfd, ev[i].data.u64) : -1;
+      int fd = -1;
+      if (atomic_load_explicit(&cg_active_count, memory_order_relaxed)) {
+        if (no == -2) no = owners_of(epfd, own);   /* once per wait, at its first event */
+        if (no < 0) {
+          fd = epoll_owner(epfd, ev[i].data.u64);
+        } else {
+          for (int j = 0; j < no; j++)
+            if (own[j].data == ev[i].data.u64) { fd = own[j].fd; break; }
+        }
+      }
       uint32_t rev = ev[i].events;
       if (fd >= 0) rev = (uint32_t)filter_revents(fd, (int)rev);
       if (!rev) continue;
