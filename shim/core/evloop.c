@@ -204,7 +204,7 @@ int cg_epoll_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns,
     for (int i = 0; i < r; i++) {
       int fd = -1;
       if (atomic_load_explicit(&cg_active_count, memory_order_relaxed)) {
-        if (no == -2) no = owners_of(epfd, own);   /* once per wait, at its first event */
+        if (no == -2) no = r > 1 ? owners_of(epfd, own) : -1;   /* once per wait, at its first event */
         if (no < 0) {
           fd = epoll_owner(epfd, ev[i].data.u64);
         } else {

@@ -685,14 +685,15 @@ static inline __attribute__((always_inline)) int walk(read_fn rd, uintptr_t tsta
 
 uint32_t cg_pystack_capture(int safe)
 {
-  if (!cg_pystack_active()) {
+  if (!atomic_load_explicit(&active, memory_order_acquire)) {
     /* Looked up at the first socket rather than at start: a failed dlsym mallocs its error
      * message, which made every process set up its heap. The first plain capture (a socket's
      * creation) looks once; failure records look each time (libpython loaded later, as in an
      * embedding program). */
     static atomic_int looked;
     if (cg_cfg.disable || !cg_cfg.pystack) return 0;
-    if (!safe && atomic_exchange(&looked, 1)) return 0;
+    /* A load first: every later socket and connect of a program without Python comes here. */
+    if (!safe && (atomic_load_explicit(&looked, memory_order_relaxed) || atomic_exchange(&looked, 1))) return 0;
     cg_pystack_init();
     if (!cg_pystack_active()) return 0;
   }
