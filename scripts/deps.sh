@@ -7,7 +7,8 @@
 # python3-requests and python3-dev: the Python stack tests, a requests program and a C program
 # embedding Python; wget, redis-tools, nodejs, postgresql-client, default-jdk-headless (java and
 # javac) and util-linux (unshare): the clients of the zero-configuration tests;
-# libpython3.11-testsuite: CPython's own test_subprocess, run under the shim by test_hostile_trace),
+# libpython3.11-testsuite: CPython's own test suite, run without and with the shim by
+# test_transparency_cpython and make check-cpython, and test_subprocess by test_hostile_trace),
 # hostile (make fuzz, check-valgrind: clang with libFuzzer, valgrind), bench (make bench: ab from
 # apache2-utils, curl, strace, valgrind for the anchors); lockwait: only wait for the package
 # manager's locks (tests).
