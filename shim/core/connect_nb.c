@@ -431,7 +431,10 @@ int cg_nb_connect_again(int fd, struct cg_fd *e, unsigned st0, const struct sock
   int nonblock = cg_conn_of(e) ? cg_conn_of(e)->nonblock : 1;
   err = drive_sync(fd, e);
   cg_fd_unlock(e);
-  if (!err) { errno = nonblock ? EISCONN : 0; return nonblock ? -1 : 0; }
+  /* Connected by our retry, the kernel not yet asked: its own answer to this status check (0 the
+   * first time after a connection completes, EISCONN after that; asyncio's sock_connect takes
+   * EISCONN for an error). */
+  if (!err) return nonblock ? r_connect(fd, a, l) : 0;
   errno = err;
   return -1;
 }

@@ -214,3 +214,30 @@ def test_alarm_timeout_during_backoff_after_syn_drop():
         check([(r["attempt"], r["action"], r.get("reason")) for r in recs] ==
               [(1, "retry", None), (1, "give_up", "interrupted")], "records", got=recs)
         check(all(r["errno"] == "ETIMEDOUT" for r in recs), "records' errno", got=recs)
+
+
+STATUS_AGAIN = r"""
+import errno, socket, sys, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); addr = l.getsockname()
+s = socket.socket(); s.setblocking(False)
+out = [errno.errorcode.get(s.connect_ex(addr), "0")]
+time.sleep(0.05)           # refused by now: bound, not listening
+l.listen(1)
+for _ in range(2):
+    out.append(errno.errorcode.get(s.connect_ex(addr), "0"))
+print(" ".join(out))
+"""
+
+
+def test_status_check_after_a_hidden_retry_answers_as_the_kernel():
+    """A second connect() on a non-blocking socket whose attempt failed unseen: without the shim
+    the kernel hands over the failure; with it the retry connects, and the call then gets what
+    the kernel answers a status check once a connection has completed: 0, then EISCONN (asyncio's
+    sock_connect takes EISCONN for an error: CPython's test_sock_client_connect_racing)."""
+    bare = cglib.run([cglib.PYTHON, "-c", STATUS_AGAIN], preload=False)
+    check(bare.out == "EINPROGRESS ECONNREFUSED EINPROGRESS\n", "without the shim", got=bare.out + bare.err)
+    with LogDir() as lg:
+        p = cglib.run([cglib.PYTHON, "-c", STATUS_AGAIN], env=lg.env(), timeout=30)
+        check(p.returncode == 0 and p.out == "EINPROGRESS 0 EISCONN\n", "with the shim", got=p.out + p.err)
+        recs = lg.records()
+        check([r["event"] for r in recs] == ["connect_failed", "connect_recovered"], "records", got=recs)
