@@ -8,6 +8,7 @@
 #include "stack.h"
 #include "stats.h"
 #include "watchdog.h"
+#include "rawsys.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -267,7 +268,7 @@ static int thread_worth_it(void)
 /* The kernel's word, for the paths after a failure or a cut attempt. */
 static int is_blocking(int fd)
 {
-  int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+  int fl = (int)cg_syscall(SYS_fcntl, fd, F_GETFL);
   return fl >= 0 && !(fl & O_NONBLOCK);
 }
 
@@ -387,7 +388,7 @@ int cg_connect(int fd, const struct sockaddr *a, socklen_t l)
   }
   if (cg_errno_is_progress(err, fam) || !eligible(fd, e, here, wanted, a, l)) { errno = err; return r; }
   /* A blocking connect that failed, or a non-blocking one that failed at once. */
-  int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+  int fl = (int)cg_syscall(SYS_fcntl, fd, F_GETFL);
   if (fl >= 0 && (fl & O_NONBLOCK)) {
     /* Immediate failure on a non-blocking socket: report it as it came (waiting here would
      * freeze an event loop); logged so that the failure is still explained. */

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "policy.h"
 #include "shm.h"
+#include "rawsys.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,7 +56,7 @@ const char *cg_coord_path(void)
   return def;
 }
 
-static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
+static pid_t my_tid(void) { return (pid_t)cg_syscall(SYS_gettid); }
 
 /* A tid (or pid) that names no task any more. EPERM: someone else's task: alive, not ours. */
 static int gone(pid_t t) { return t > 0 && kill(t, 0) != 0 && errno == ESRCH; }
@@ -65,10 +66,10 @@ static int zombie(pid_t t)
 {
   char p[40], buf[512];
   snprintf(p, sizeof p, "/proc/%d/stat", (int)t);
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, p, O_RDONLY | O_CLOEXEC);
+  int fd = (int)cg_syscall(SYS_openat, AT_FDCWD, p, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT;
   ssize_t n = read(fd, buf, sizeof buf - 1);
-  syscall(SYS_close, fd);
+  cg_syscall(SYS_close, fd);
   if (n <= 0) return 0;
   buf[n] = 0;
   char *c = strrchr(buf, ')');
@@ -136,10 +137,10 @@ static int register_user(struct cg_coord_table *t)
 static void unlink_if_dead(const char *path, const struct cg_coord_table *mine)
 {
   struct cg_coord_table h;
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = (int)cg_syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return;
   ssize_t n = pread(fd, &h, sizeof h, 0);
-  syscall(SYS_close, fd);
+  cg_syscall(SYS_close, fd);
   if (n == (ssize_t)sizeof h && h.magic == CG_COORD_MAGIC && atomic_load(&h.dead) &&
       h.created_rt_ns == mine->created_rt_ns)
     unlink(path);
@@ -317,7 +318,7 @@ static int valid(struct cg_coord_ticket *t)
 static void wake_all(struct cg_coord_dst *d)
 {
   atomic_fetch_add(&d->epoch, 1);
-  syscall(SYS_futex, &d->epoch, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+  cg_syscall(SYS_futex, &d->epoch, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 /* Shared (no FUTEX_PRIVATE_FLAG): the word lives in a MAP_SHARED file mapping, so the kernel
@@ -325,7 +326,7 @@ static void wake_all(struct cg_coord_dst *d)
 static int futex_wait_until(_Atomic uint32_t *w, uint32_t val, int64_t until)
 {
   struct timespec ts = { until / 1000000000, until % 1000000000 };
-  long r = syscall(SYS_futex, w, FUTEX_WAIT_BITSET, val, &ts, NULL, FUTEX_BITSET_MATCH_ANY);
+  long r = cg_syscall(SYS_futex, w, FUTEX_WAIT_BITSET, val, &ts, NULL, FUTEX_BITSET_MATCH_ANY);
   return r == 0 ? 0 : errno;
 }
 

@@ -1,6 +1,7 @@
 /* Declarations shared by the engine's files (engine.h has the file map). Not for hooks. */
 #ifndef CG_ENGINE_INT_H
 #define CG_ENGINE_INT_H
+#include "rawsys.h"
 #include "engine.h"
 #include "clock.h"
 #include "fdtable.h"
@@ -19,17 +20,17 @@
 
 static inline int r_connect(int fd, const struct sockaddr *a, socklen_t l)
 {
-  return cg_real.connect ? cg_real.connect(fd, a, l) : (int)syscall(SYS_connect, fd, a, l);
+  return cg_real.connect ? cg_real.connect(fd, a, l) : (int)cg_syscall(SYS_connect, fd, a, l);
 }
 
 static inline int r_getsockopt(int fd, int lv, int o, void *v, socklen_t *l)
 {
-  return cg_real.getsockopt ? cg_real.getsockopt(fd, lv, o, v, l) : (int)syscall(SYS_getsockopt, fd, lv, o, v, l);
+  return cg_real.getsockopt ? cg_real.getsockopt(fd, lv, o, v, l) : (int)cg_syscall(SYS_getsockopt, fd, lv, o, v, l);
 }
 
 static inline int r_setsockopt(int fd, int lv, int o, const void *v, socklen_t l)
 {
-  return cg_real.setsockopt ? cg_real.setsockopt(fd, lv, o, v, l) : (int)syscall(SYS_setsockopt, fd, lv, o, v, l);
+  return cg_real.setsockopt ? cg_real.setsockopt(fd, lv, o, v, l) : (int)cg_syscall(SYS_setsockopt, fd, lv, o, v, l);
 }
 
 /* One fd's poll revents (> 0), 0 on timeout, or -1; never through the program's hooks. */
@@ -38,7 +39,7 @@ static inline int r_poll1(int fd, short events, int64_t timeout_ns)
   struct pollfd p = { fd, events, 0 };
   struct timespec ts, *tp = NULL;
   if (timeout_ns >= 0) { ts.tv_sec = timeout_ns / 1000000000; ts.tv_nsec = timeout_ns % 1000000000; tp = &ts; }
-  int r = (int)syscall(SYS_ppoll, &p, 1, tp, NULL, 8);
+  int r = (int)cg_syscall(SYS_ppoll, &p, 1, tp, NULL, 8);
   return r > 0 ? p.revents : r;
 }
 

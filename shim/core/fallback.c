@@ -3,6 +3,7 @@
  * listening sockets (sock_diag) for the loopback sibling of a refused address, and the
  * destinations that just used up a deadline (shared by the addresses of one name). */
 #include "engine_int.h"
+#include "rawsys.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/inet_diag.h>
@@ -111,7 +112,7 @@ void cg_note_addrinfo(const void *res)
  * Returns 1/0, or -1 when sock_diag is not available. */
 static int diag_listening(int family, unsigned port)
 {
-  int fd = (int)syscall(SYS_socket, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  int fd = (int)cg_syscall(SYS_socket, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) return -1;
   struct { struct nlmsghdr nh; struct inet_diag_req_v2 r; } req;
   memset(&req, 0, sizeof req);
@@ -123,10 +124,10 @@ static int diag_listening(int family, unsigned port)
   req.r.idiag_states = 1u << 10;            /* TCP_LISTEN */
   struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
   int found = -1;
-  if (syscall(SYS_sendto, fd, &req, sizeof req, 0, &nl, sizeof nl) == (long)sizeof req) {
+  if (cg_syscall(SYS_sendto, fd, &req, sizeof req, 0, &nl, sizeof nl) == (long)sizeof req) {
     long buf[1024];                        /* 8 KB, aligned for the headers */
     for (int done = 0; !done;) {
-      long n = syscall(SYS_recvfrom, fd, buf, sizeof buf, 0, NULL, NULL);
+      long n = cg_syscall(SYS_recvfrom, fd, buf, sizeof buf, 0, NULL, NULL);
       if (n <= 0) { if (n < 0 && errno == EINTR) continue; break; }
       for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
         if (h->nlmsg_type == NLMSG_DONE) { done = 1; if (found < 0) found = 0; break; }
@@ -147,7 +148,7 @@ static int diag_listening(int family, unsigned port)
       }
     }
   }
-  syscall(SYS_close, fd);
+  cg_syscall(SYS_close, fd);
   return found;
 }
 
@@ -164,7 +165,7 @@ static int loopback_sibling_listening(const struct sockaddr *sa)
   int d = diag_listening(other, port);
   if (d >= 0) return d;
   /* No sock_diag (a sandbox): the /proc table, slow on a host with many sockets. */
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, file, O_RDONLY | O_CLOEXEC);
+  int fd = (int)cg_syscall(SYS_openat, AT_FDCWD, file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   char buf[2048], tail[160];   /* small: connect() may run on a PTHREAD_STACK_MIN thread */
   size_t tl = 0;
@@ -197,7 +198,7 @@ static int loopback_sibling_listening(const struct sockaddr *sa)
       if (any || lo) found = 1;
     }
   }
-  syscall(SYS_close, fd);
+  cg_syscall(SYS_close, fd);
   return found;
 }
 

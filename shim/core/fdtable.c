@@ -1,5 +1,6 @@
 #include "fdtable.h"
 #include "startup.h"
+#include "rawsys.h"
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -18,7 +19,7 @@ atomic_int cg_self_pid_v CG_STARTUP_DATA;
 
 pid_t cg_self_pid_slow(void)
 {
-  pid_t p = (pid_t)syscall(SYS_getpid);
+  pid_t p = (pid_t)cg_syscall(SYS_getpid);
   atomic_store_explicit(&cg_self_pid_v, p, memory_order_relaxed);
   return p;
 }
@@ -125,6 +126,6 @@ int cg_fd_blocking(int fd, struct cg_fd *e)
 {
   unsigned nb = e ? atomic_load_explicit(&e->nbk, memory_order_relaxed) : CG_NB_UNKNOWN;
   if (nb != CG_NB_UNKNOWN && cg_fd_made_here(e)) return nb == CG_NB_OFF;
-  int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+  int fl = (int)cg_syscall(SYS_fcntl, fd, F_GETFL);
   return fl >= 0 && !(fl & O_NONBLOCK);
 }

@@ -1,4 +1,5 @@
 #include "fdutil.h"
+#include "rawsys.h"
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -19,10 +20,10 @@ int cg_fd_move_high(int fd)
 {
   if (fd < 0) return -1;
   /* Raw syscalls: our own fds must never pass through the program-facing hooks. */
-  int hi = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, cg_high_fd_base());
-  if (hi < 0) hi = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3);   /* limit too low to go high: at least CLOEXEC */
+  int hi = (int)cg_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, cg_high_fd_base());
+  if (hi < 0) hi = (int)cg_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3);   /* limit too low to go high: at least CLOEXEC */
   if (hi < 0) return fd;
-  syscall(SYS_close, fd);   /* our own fd: the program's close hook must not see it */
+  cg_syscall(SYS_close, fd);   /* our own fd: the program's close hook must not see it */
   return hi;
 }
 
@@ -33,14 +34,14 @@ int cg_fd_move_high(int fd)
  * lowered it), the kernel's default nr_open (2^20) when unlimited. */
 void cg_closefrom_fallback(unsigned lo)
 {
-  int dfd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dfd = (int)cg_syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     char buf[2048] __attribute__((aligned(8)));
     for (int pass = 0; pass < 64; pass++) {
       int closed = 0;
-      syscall(SYS_lseek, dfd, 0, SEEK_SET);
+      cg_syscall(SYS_lseek, dfd, 0, SEEK_SET);
       long n;
-      while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+      while ((n = cg_syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
         for (long off = 0; off < n;) {
           const char *name = buf + off + 19;   /* d_ino 8, d_off 8, d_reclen 2, d_type 1 */
           off += *(unsigned short *)(buf + off + 16);
@@ -48,13 +49,13 @@ void cg_closefrom_fallback(unsigned lo)
           int digits = 0;
           for (; *name >= '0' && *name <= '9' && digits < 11; name++, digits++) v = v * 10 + (unsigned long)(*name - '0');
           if (!digits || *name || v < lo || v > INT32_MAX || (int)v == dfd) continue;
-          syscall(SYS_close, (int)v);
+          cg_syscall(SYS_close, (int)v);
           closed = 1;
         }
       }
       if (n < 0 || !closed) break;
     }
-    syscall(SYS_close, dfd);
+    cg_syscall(SYS_close, dfd);
     return;
   }
   struct rlimit rl;
@@ -64,5 +65,5 @@ void cg_closefrom_fallback(unsigned lo)
     if (m != RLIM_INFINITY) top = m;
   }
   if (top > INT32_MAX) top = INT32_MAX;
-  for (rlim_t fd = lo; fd < top; fd++) syscall(SYS_close, (int)fd);
+  for (rlim_t fd = lo; fd < top; fd++) cg_syscall(SYS_close, (int)fd);
 }

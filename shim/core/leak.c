@@ -168,7 +168,7 @@ static void drop_stale(struct cg_fd *e)
 {
   unsigned t = atomic_load_explicit(&e->track, memory_order_acquire);
   if (!t) return;
-  pid_t real = (pid_t)syscall(SYS_getpid);
+  pid_t real = (pid_t)cg_syscall(SYS_getpid);
   if (e->owner == real) {
     if (!atomic_compare_exchange_strong(&e->track, &t, 0)) return;
     slot_release(e);
@@ -332,7 +332,7 @@ static int sys_getsockopt_int(int fd, int level, int opt)
 {
   int v = 0;
   socklen_t l = sizeof v;
-  if (syscall(SYS_getsockopt, fd, level, opt, &v, &l) != 0) return -1;
+  if (cg_syscall(SYS_getsockopt, fd, level, opt, &v, &l) != 0) return -1;
   return v;
 }
 
@@ -388,7 +388,7 @@ void cg_leak_dup(int oldfd, int newfd)
   /* Only copies of our own tracked sockets; stdio numbers are redirections (inetd style), not
    * sockets the program holds on to. */
   if (!src || !atomic_load_explicit(&src->track, memory_order_acquire) || newfd <= 2 ||
-      src->owner != (pid_t)syscall(SYS_getpid))   /* raw: a vfork child (python's subprocess
+      src->owner != (pid_t)cg_syscall(SYS_getpid))   /* raw: a vfork child (python's subprocess
                                                       dup2()s before exec) shares our memory */
     return;
   if (!e && !(e = cg_fd_get(newfd, 1))) return;
@@ -435,7 +435,7 @@ void cg_leak_replaced(int fd)
 int cg_leak_borrowed_memory(void)
 {
   pid_t cached = atomic_load_explicit(&cg_self_pid_v, memory_order_relaxed);
-  return cached && cached != (pid_t)syscall(SYS_getpid);
+  return cached && cached != (pid_t)cg_syscall(SYS_getpid);
 }
 
 void cg_leak_forget(int fd, struct cg_fd *e)
@@ -660,12 +660,12 @@ static enum xclass classify(int fd, const struct cg_fd *e, unsigned via, unsigne
   if (pair_held) { *state = "CONNECTED"; return H_PAIR; }
   struct sockaddr_storage ss;
   socklen_t l = sizeof ss;
-  int connected = syscall(SYS_getpeername, fd, &ss, &l) == 0;
+  int connected = cg_syscall(SYS_getpeername, fd, &ss, &l) == 0;
   if (type == SOCK_STREAM || type == SOCK_SEQPACKET) {
     if (!connected) { *state = "UNCONNECTED"; return X_UNCONNECTED; }
     /* The peer closed (or shut down its sending side): POLLHUP / POLLRDHUP, without waiting. */
     struct pollfd p = { fd, POLLRDHUP, 0 };
-    if (syscall(SYS_poll, &p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP))) {
+    if (cg_syscall(SYS_poll, &p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP))) {
       *state = "PEER_CLOSED";
       /* The other end of a socketpair is the process's own (or a child's): closing it was the
        * program's decision, not a peer going away unnoticed. Java keeps such an end for good
@@ -781,12 +781,12 @@ static void report_group(const struct item *it, unsigned count, int64_t now, int
     char a[ADDR_LEN];
     struct sockaddr_storage ss;
     socklen_t l = sizeof ss;
-    if (syscall(SYS_getsockname, fd, &ss, &l) == 0 && bound(&ss, l)) {
+    if (cg_syscall(SYS_getsockname, fd, &ss, &l) == 0 && bound(&ss, l)) {
       addr_str(a, sizeof a, (struct sockaddr *)&ss, l);
       distinct_add(&locals, a);
     }
     l = sizeof ss;
-    if (syscall(SYS_getpeername, fd, &ss, &l) == 0) {
+    if (cg_syscall(SYS_getpeername, fd, &ss, &l) == 0) {
       addr_str(a, sizeof a, (struct sockaddr *)&ss, l);
       distinct_add(&peers, a);
     } else if (e->peerlen) {
@@ -833,7 +833,7 @@ int cg_leak_report(int status, struct cg_leak_summary *sum)
 {
   struct cg_leak_summary s;
   memset(&s, 0, sizeof s);
-  pid_t me = (pid_t)syscall(SYS_getpid);
+  pid_t me = (pid_t)cg_syscall(SYS_getpid);
   unsigned held_by[X_NCLASS];
   memset(held_by, 0, sizeof held_by);
   int all = cg_cfg.leaks == CG_LEAKS_ALL;
@@ -1034,7 +1034,7 @@ __attribute__((cold)) static void at_exit(int status, void *arg)
 
 void cg_leak_after_fork_child(void)
 {
-  atomic_store(&cg_self_pid_v, (pid_t)syscall(SYS_getpid));
+  atomic_store(&cg_self_pid_v, (pid_t)cg_syscall(SYS_getpid));
   /* The child has a fresh stats segment: none of the parent's slots are ours. */
   for (int w = 0; w < SLOT_WORDS; w++) atomic_store(&slot_bits[w], 0);
 }

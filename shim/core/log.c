@@ -127,8 +127,8 @@ void cg_log_fd_closing(int lo, int hi)
   if (lo > 2 || hi < 2 || !exiting || !to_stderr || !exit_report || err_copy >= 0 || !err0_known) return;
   if (atomic_load_explicit(&cg_stats->open_sockets, memory_order_relaxed) <= 0) return;
   if (!same_file(2, err0_dev, err0_ino)) return;
-  int fd = (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, cg_high_fd_base());
-  if (fd < 0) fd = (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 3);
+  int fd = (int)cg_syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, cg_high_fd_base());
+  if (fd < 0) fd = (int)cg_syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 3);
   if (fd >= 0) err_copy = fd;
 }
 
@@ -178,9 +178,9 @@ static int open_file(size_t len)
   cg_log_expand_path(path_tmpl, getpid(), path, sizeof path);
   int fd = -1;
   for (int tries = 0; tries < 3 && fd < 0; tries++) {
-    fd = (int)syscall(SYS_openat, AT_FDCWD, path, LOG_OPEN, 0);
+    fd = (int)cg_syscall(SYS_openat, AT_FDCWD, path, LOG_OPEN, 0);
     if (fd >= 0 || errno != ENOENT) break;
-    fd = (int)syscall(SYS_openat, AT_FDCWD, path, LOG_OPEN | O_CREAT | O_EXCL, 0600);
+    fd = (int)cg_syscall(SYS_openat, AT_FDCWD, path, LOG_OPEN | O_CREAT | O_EXCL, 0600);
     if (fd < 0 && errno != EEXIST) break;   /* EEXIST: another process of ours made it: open it */
   }
   if (fd < 0) {
@@ -208,7 +208,7 @@ static int open_file(size_t len)
     bad = " is not a regular file, FIFO or character device: refused";
   }
   if (bad) {
-    syscall(SYS_close, fd);
+    cg_syscall(SYS_close, fd);
     warn_path(path, bad, 0);
     return -1;
   }
@@ -255,7 +255,7 @@ void cg_log_write(const char *buf, size_t len)
                                 "records may be lost\n";
       cg_log_warning(msg, sizeof msg - 1);
     }
-    syscall(SYS_close, fd);
+    cg_syscall(SYS_close, fd);
   } else {
     fd = stderr_fd();
     if (fd >= 0) put(fd, buf, len, &torn_err);

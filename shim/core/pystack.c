@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "stats.h"
+#include "rawsys.h"
 
 /* ---------- layouts ---------- */
 
@@ -241,7 +242,7 @@ static int safe_read(const void *src, void *dst, size_t n)
 {
   if (vm_refused) return plain_read(src, dst, n);
   struct iovec l = { dst, n }, r = { (void *)src, n };
-  ssize_t got = syscall(SYS_process_vm_readv, (pid_t)syscall(SYS_getpid), &l, 1UL, &r, 1UL, 0UL);
+  ssize_t got = cg_syscall(SYS_process_vm_readv, (pid_t)cg_syscall(SYS_getpid), &l, 1UL, &r, 1UL, 0UL);
   return got == (ssize_t)n ? 0 : -1;
 }
 

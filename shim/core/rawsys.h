@@ -23,4 +23,17 @@ static inline long cg_sys6(long nr, long a, long b, long c, long d, long e, long
   return r;
 #endif
 }
+
+/* The shim's own system calls, with syscall(2)'s result and errno: inline, never through its
+ * exported syscall() (hooks/syscall.c), which would redo the close/dup bookkeeping of the hook
+ * that made the call, and which reads six argument words whatever the call, as glibc's does: for
+ * a call given fewer, the sixth comes from the caller's stack frame (an ASan report per call). */
+static inline long cg_sys_ret(long r)
+{
+  if ((unsigned long)r > -4096UL) { errno = (int)-r; return -1; }
+  return r;
+}
+#define CG_SYS_ARGS_(nr, a, b, c, d, e, f, ...) \
+  cg_sys6((long)(nr), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+#define cg_syscall(...) cg_sys_ret(CG_SYS_ARGS_(__VA_ARGS__, 0, 0, 0, 0, 0, 0))
 #endif

@@ -3,11 +3,12 @@
  * synchronous drive) asks here; change the policy here only. The wait itself is backoff.c. */
 #include "engine_int.h"
 #include "policy.h"
+#include "rawsys.h"
 
 static uint64_t rnd(void)
 {
   static __thread uint64_t st;
-  if (!st) st = (uint64_t)cg_mono_ns() ^ ((uint64_t)syscall(SYS_gettid) << 32) ^ (uint64_t)(uintptr_t)&st;
+  if (!st) st = (uint64_t)cg_mono_ns() ^ ((uint64_t)cg_syscall(SYS_gettid) << 32) ^ (uint64_t)(uintptr_t)&st;
   return cg_rand_next(&st);
 }
 

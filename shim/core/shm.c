@@ -1,4 +1,5 @@
 #include "shm.h"
+#include "rawsys.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -19,9 +20,9 @@
 /* Raw: our files must never pass through the program-facing hooks (open, close). */
 static int sys_open(const char *path, int flags, int mode)
 {
-  return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+  return (int)cg_syscall(SYS_openat, AT_FDCWD, path, flags, mode);
 }
-static void sys_close(int fd) { syscall(SYS_close, fd); }
+static void sys_close(int fd) { cg_syscall(SYS_close, fd); }
 
 static size_t page_size(void)
 {
@@ -73,14 +74,14 @@ void *cg_shm_create(const char *path, size_t size, size_t reserve, int flags, in
     return NULL;
   }
   /* A umask may have removed bits we need; nothing may add any. */
-  if (syscall(SYS_fchmod, fd, 0600) != 0) goto fail;
+  if (cg_syscall(SYS_fchmod, fd, 0600) != 0) goto fail;
   /* fallocate, not ftruncate: ftruncate only sets the size, and the first store into a page
    * that tmpfs cannot allocate then kills the program with SIGBUS. CG_SHM_POPULATE reserves by
    * populating the mapping instead (below), unless the kernel is too old for that. */
   int populate = (flags & CG_SHM_POPULATE) && reserve;
   if (reserve && !populate) {
     int r;
-    do r = (int)syscall(SYS_fallocate, fd, 0, (off_t)0, (off_t)reserve);
+    do r = (int)cg_syscall(SYS_fallocate, fd, 0, (off_t)0, (off_t)reserve);
     while (r != 0 && errno == EINTR);
     if (r != 0) {
       *err = errno;
@@ -88,7 +89,7 @@ void *cg_shm_create(const char *path, size_t size, size_t reserve, int flags, in
       goto out;
     }
   }
-  if ((populate || reserve < size) && syscall(SYS_ftruncate, fd, (off_t)size) != 0) goto fail;
+  if ((populate || reserve < size) && cg_syscall(SYS_ftruncate, fd, (off_t)size) != 0) goto fail;
   void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (m == MAP_FAILED) goto fail;
   /* One system call that allocates the head and maps it, in place of fallocate and the fault
@@ -97,7 +98,7 @@ void *cg_shm_create(const char *path, size_t size, size_t reserve, int flags, in
     int r = -1;
     /* EINVAL: before Linux 5.14, reserved the old way. */
     if (errno == EINVAL) {
-      do r = (int)syscall(SYS_fallocate, fd, 0, (off_t)0, (off_t)reserve);
+      do r = (int)cg_syscall(SYS_fallocate, fd, 0, (off_t)0, (off_t)reserve);
       while (r != 0 && errno == EINTR);
     }
     if (r != 0) {
@@ -146,7 +147,7 @@ void *cg_shm_open_shared(const char *path, size_t size, int *status, int *err)
     if (errno == ELOOP || errno == ENXIO || errno == EISDIR) { *status = CG_SHM_SQUATTED; *err = errno; return NULL; }
     if (errno != ENOENT) { *err = errno; return NULL; }
     char tmp[4096];
-    int n = snprintf(tmp, sizeof tmp, "%s.new.%ld", path, (long)syscall(SYS_gettid));
+    int n = snprintf(tmp, sizeof tmp, "%s.new.%ld", path, (long)cg_syscall(SYS_gettid));
     if (n < 0 || (size_t)n >= sizeof tmp) { *err = ENAMETOOLONG; return NULL; }
     void *m = cg_shm_create(tmp, size, size, CG_SHM_REPLACE, status, err);
     if (!m) return NULL;

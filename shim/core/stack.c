@@ -2,6 +2,7 @@
 #include "config.h"
 #include "fdutil.h"
 #include "stacktab.h"
+#include "rawsys.h"
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
@@ -61,7 +62,7 @@ static int unwinder_ready(void)
   if (s == 2) return 1;
   if (loading_here) return 0;
   int expect = 0;
-  if (s == 0) atomic_store(&loading_pid, (int)syscall(SYS_getpid));   /* before state 1 is visible: a fork child checks it */
+  if (s == 0) atomic_store(&loading_pid, (int)cg_syscall(SYS_getpid));   /* before state 1 is visible: a fork child checks it */
   if (atomic_compare_exchange_strong(&state, &expect, 1)) {
     int saved = errno;
     loading_here = 1;
@@ -74,7 +75,7 @@ static int unwinder_ready(void)
   while ((s = atomic_load_explicit(&state, memory_order_acquire)) == 1) {
     /* A fork child of a process that was loading in another thread: nobody will finish. */
     int lp = atomic_load(&loading_pid);
-    if (lp && lp != (int)syscall(SYS_getpid)) {
+    if (lp && lp != (int)cg_syscall(SYS_getpid)) {
       expect = 1;
       atomic_compare_exchange_strong(&state, &expect, 0);
       return unwinder_ready();

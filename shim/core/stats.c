@@ -5,6 +5,7 @@
 #include "policy.h"
 #include "fmt.h"
 #include "clock.h"
+#include "rawsys.h"
 #include <dirent.h>
 #include <errno.h>
 #include <sched.h>
@@ -131,10 +132,10 @@ static unsigned reap(unsigned max_checks, unsigned max_batches, unsigned uid, pi
   unsigned removed = 0, checks = 0;
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  int dfd = (int)syscall(SYS_openat, AT_FDCWD, "/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  int dfd = (int)cg_syscall(SYS_openat, AT_FDCWD, "/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (dfd < 0) return 0;
   for (unsigned batch = 0; batch < max_batches && checks < max_checks; batch++) {
-    long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+    long n = cg_syscall(SYS_getdents64, dfd, buf, sizeof buf);
     if (n <= 0) break;
     for (long off = 0; off < n && checks < max_checks;) {
       struct linux_dirent64_ *d = (struct linux_dirent64_ *)(buf + off);
@@ -161,7 +162,7 @@ static unsigned reap(unsigned max_checks, unsigned max_batches, unsigned uid, pi
       if (unlinkat(dfd, d->d_name, 0) == 0) removed++;
     }
   }
-  syscall(SYS_close, dfd);
+  cg_syscall(SYS_close, dfd);
   return removed;
 }
 
@@ -305,15 +306,15 @@ void cg_stats_publish(void)
 __attribute__((cold)) void cg_stats_unpublish(void)
 {
   pid_t p = atomic_load_explicit(&published_pid, memory_order_acquire);
-  if (!p || p != (pid_t)syscall(SYS_getpid)) return;
+  if (!p || p != (pid_t)cg_syscall(SYS_getpid)) return;
   atomic_store_explicit(&published_pid, 0, memory_order_relaxed);
-  syscall(SYS_unlink, published_path);
+  cg_syscall(SYS_unlink, published_path);
 }
 
 void cg_stats_before_exec(void)
 {
   pid_t p = atomic_load_explicit(&published_pid, memory_order_acquire);
-  if (!p || p != (pid_t)syscall(SYS_getpid)) return;
+  if (!p || p != (pid_t)cg_syscall(SYS_getpid)) return;
   cg_stats_unpublish();
   atomic_store_explicit(&cg_stats_exec_pending, 1, memory_order_relaxed);
 }

@@ -1,6 +1,7 @@
 #include "supp.h"
 #include "fmt.h"
 #include "policy.h"
+#include "rawsys.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -69,24 +70,24 @@ int cg_supp_load(struct cg_supp *s, const char *path, char *warn, size_t cap)
   s->n = 0;
   /* Raw syscalls: the program's hooks must not see our file. O_NONBLOCK: a FIFO named by
    * mistake must not hang the program at start. */
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  int fd = (int)cg_syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   int err = fd < 0 ? errno : 0;
   size_t len = 0;
   int toobig = 0;
   if (fd >= 0) {
     for (;;) {
-      ssize_t r = (ssize_t)syscall(SYS_read, fd, data + len, sizeof data - len);
+      ssize_t r = (ssize_t)cg_syscall(SYS_read, fd, data + len, sizeof data - len);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) { err = errno; break; }
       if (r == 0) break;
       len += (size_t)r;
       if (len == sizeof data) {
         char extra;
-        if (syscall(SYS_read, fd, &extra, 1) > 0) toobig = 1;
+        if (cg_syscall(SYS_read, fd, &extra, 1) > 0) toobig = 1;
         break;
       }
     }
-    syscall(SYS_close, fd);
+    cg_syscall(SYS_close, fd);
   }
   cg_buf_puts(&w, "connguard: warning: CONNGUARD_SUPPRESSIONS=");
   quote_path(&w, path);

@@ -8,6 +8,7 @@
 #include "real.h"
 #include "stack.h"
 #include "stats.h"
+#include "rawsys.h"
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -956,7 +957,7 @@ static int can_retry_api(void)
 static uint64_t rnd(void)
 {
   static __thread uint64_t st;
-  if (!st) st = (uint64_t)cg_mono_ns() ^ ((uint64_t)syscall(SYS_gettid) << 32) ^ (uint64_t)(uintptr_t)&st;
+  if (!st) st = (uint64_t)cg_mono_ns() ^ ((uint64_t)cg_syscall(SYS_gettid) << 32) ^ (uint64_t)(uintptr_t)&st;
   return cg_rand_next(&st);
 }
 
@@ -968,12 +969,12 @@ static void sleep_until(int64_t t)
 
 static int r_connect(int fd, const struct sockaddr *a, socklen_t l)
 {
-  return cg_real.connect ? cg_real.connect(fd, a, l) : (int)syscall(SYS_connect, fd, a, l);
+  return cg_real.connect ? cg_real.connect(fd, a, l) : (int)cg_syscall(SYS_connect, fd, a, l);
 }
 
 static int r_getsockopt(int fd, int lv, int o, void *v, socklen_t *l)
 {
-  return cg_real.getsockopt ? cg_real.getsockopt(fd, lv, o, v, l) : (int)syscall(SYS_getsockopt, fd, lv, o, v, l);
+  return cg_real.getsockopt ? cg_real.getsockopt(fd, lv, o, v, l) : (int)cg_syscall(SYS_getsockopt, fd, lv, o, v, l);
 }
 
 static int64_t tv_ns(const struct timeval *tv)
@@ -1077,7 +1078,7 @@ static int reset_ssl(struct hsctx *c)
 
 static int is_blocking(int fd)
 {
-  int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+  int fl = (int)cg_syscall(SYS_fcntl, fd, F_GETFL);
   return fl >= 0 && !(fl & O_NONBLOCK);
 }
 

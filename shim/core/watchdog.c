@@ -1,5 +1,6 @@
 #include "watchdog.h"
 #include "clock.h"
+#include "rawsys.h"
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -44,7 +45,7 @@ static void fire(struct slot *s)
   if (!atomic_compare_exchange_strong(&s->state, &expect, S_FIRING)) return;
   /* The connecting thread is still inside connect(fd) and close() of fd waits for S_FIRED,
    * so the number still names the program's socket. */
-  syscall(SYS_shutdown, atomic_load(&s->fd), SHUT_RDWR);
+  cg_syscall(SYS_shutdown, atomic_load(&s->fd), SHUT_RDWR);
   atomic_store(&s->state, S_FIRED);
 }
 
@@ -67,7 +68,7 @@ static void *run(void *arg)
   (void)arg;
   prctl(PR_SET_NAME, "connguard-wd");   /* from inside: naming another thread opens a file */
   atomic_store(&named, 1);
-  syscall(SYS_futex, &named, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  cg_syscall(SYS_futex, &named, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
   unsigned seen_regs = atomic_load(&registrations);
   int64_t last_activity = cg_mono_ns();
   for (;;) {
@@ -85,11 +86,11 @@ static void *run(void *arg)
     int64_t again = scan(cg_mono_ns());
     if (again < next) { next = again; atomic_store(&wake_at, next); }
     if (next == INT64_MAX) {
-      syscall(SYS_futex, &seq, FUTEX_WAIT_PRIVATE, q, NULL, NULL, 0);
+      cg_syscall(SYS_futex, &seq, FUTEX_WAIT_PRIVATE, q, NULL, NULL, 0);
     } else {
       struct timespec ts = { next / 1000000000, next % 1000000000 };
       /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
-      syscall(SYS_futex, &seq, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, q, &ts, NULL,
+      cg_syscall(SYS_futex, &seq, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, q, &ts, NULL,
               FUTEX_BITSET_MATCH_ANY);
     }
   }
@@ -121,7 +122,7 @@ static int start(void)
      * listing threads never sees an anonymous copy of the program's name. */
     struct timespec limit = { 0, 100 * 1000 * 1000 };
     while (ok && !atomic_load(&named) &&
-           syscall(SYS_futex, &named, FUTEX_WAIT_PRIVATE, 0, &limit, NULL, 0) == 0) {}
+           cg_syscall(SYS_futex, &named, FUTEX_WAIT_PRIVATE, 0, &limit, NULL, 0) == 0) {}
   }
   atomic_store(&status, ok ? 2 : -1);
   return ok;
@@ -150,7 +151,7 @@ int cg_wd_arm(int fd, int64_t deadline_ns, int64_t bound_ns)
     atomic_store(&s->state, S_ARMED);
     if (atomic_load(&wake_at) > deadline_ns) {
       atomic_fetch_add(&seq, 1);
-      syscall(SYS_futex, &seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+      cg_syscall(SYS_futex, &seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     }
     return i + 1;
   }

@@ -1,6 +1,7 @@
 /* accept()/accept4(): a server's connections, recorded for leak detection with their peer. */
 #include "hook.h"
 #include "leak.h"
+#include "rawsys.h"
 
 static void track(int lfd, int fd, struct sockaddr *addr, socklen_t *len, socklen_t cap)
 {
@@ -15,7 +16,7 @@ static void track(int lfd, int fd, struct sockaddr *addr, socklen_t *len, sockle
 
 CG_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-  if (!cg_real_ready()) return (int)syscall(SYS_accept, fd, addr, len);
+  if (!cg_real_ready()) return (int)cg_syscall(SYS_accept, fd, addr, len);
   cg_init();
   socklen_t cap = addr && len ? *len : 0;
   int r = cg_real.accept(fd, addr, len);
@@ -25,7 +26,7 @@ CG_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 
 CG_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-  if (!cg_real_ready()) return (int)syscall(SYS_accept4, fd, addr, len, flags);
+  if (!cg_real_ready()) return (int)cg_syscall(SYS_accept4, fd, addr, len, flags);
   cg_init();
   socklen_t cap = addr && len ? *len : 0;
   int r = cg_real.accept4(fd, addr, len, flags);

@@ -1,10 +1,11 @@
 #include "hook.h"
 #include "leak.h"
 #include "tls.h"
+#include "rawsys.h"
 
 CG_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-  if (!cg_real_ready()) return (int)syscall(SYS_connect, fd, addr, len);
+  if (!cg_real_ready()) return (int)cg_syscall(SYS_connect, fd, addr, len);
   cg_init();
   if (!cg_active()) return cg_real.connect(fd, addr, len);
   int r;

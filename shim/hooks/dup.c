@@ -3,6 +3,7 @@
 #include "hook.h"
 #include "closepath.h"
 #include "leak.h"
+#include "rawsys.h"
 
 static inline int after(int old, int r)
 {
@@ -19,7 +20,7 @@ static inline int after(int old, int r)
 
 CG_EXPORT int dup(int old)
 {
-  if (!cg_real_ready() || !cg_real.dup) return (int)syscall(SYS_dup, old);
+  if (!cg_real_ready() || !cg_real.dup) return (int)cg_syscall(SYS_dup, old);
   return after(old, cg_real.dup(old));
 }
 
@@ -27,12 +28,12 @@ CG_EXPORT int dup2(int old, int new)
 {
   cg_close_dup_target(old, new);
   if (cg_real_peek()) return after(old, cg_real.dup2(old, new));
-  return (int)syscall(SYS_dup2, old, new);
+  return (int)cg_syscall(SYS_dup2, old, new);
 }
 
 CG_EXPORT int dup3(int old, int new, int flags)
 {
   cg_close_dup_target(old, new);
   if (cg_real_peek()) return after(old, cg_real.dup3(old, new, flags));
-  return (int)syscall(SYS_dup3, old, new, flags);
+  return (int)cg_syscall(SYS_dup3, old, new, flags);
 }

@@ -5,6 +5,7 @@
  * on the stack, as libc does, and passed to the vector forms. */
 #include "hook.h"
 #include "stats.h"
+#include "rawsys.h"
 #include <stdarg.h>
 
 extern char **environ;
@@ -20,7 +21,7 @@ extern char **environ;
 static int r_execve(const char *p, char *const a[], char *const e[])
 {
   if (cg_real_peek() && cg_real.execve) return cg_real.execve(p, a, e);
-  return (int)syscall(SYS_execve, p, a, e);
+  return (int)cg_syscall(SYS_execve, p, a, e);
 }
 
 CG_EXPORT int execve(const char *p, char *const a[], char *const e[]) { return EXEC(r_execve(p, a, e)); }
@@ -47,7 +48,7 @@ CG_EXPORT int fexecve(int fd, char *const a[], char *const e[])
 CG_EXPORT int execveat(int dfd, const char *p, char *const a[], char *const e[], int flags)
 {
   if (cg_real_peek() && cg_real.execveat) return EXEC(cg_real.execveat(dfd, p, a, e, flags));
-  return EXEC((int)syscall(SYS_execveat, dfd, p, a, e, flags));
+  return EXEC((int)cg_syscall(SYS_execveat, dfd, p, a, e, flags));
 }
 
 /* Counts the arguments after arg0 up to the terminating NULL. */

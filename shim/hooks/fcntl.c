@@ -3,6 +3,7 @@
  * straight through: two comparisons. */
 #include "hook.h"
 #include "leak.h"
+#include "rawsys.h"
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -29,7 +30,7 @@ CG_EXPORT int fcntl(int fd, int cmd, ...)
   va_start(ap, cmd);
   void *arg = va_arg(ap, void *);
   va_end(ap);
-  if (!cg_real_ready() || !cg_real.fcntl) return (int)syscall(SYS_fcntl, fd, cmd, arg);
+  if (!cg_real_ready() || !cg_real.fcntl) return (int)cg_syscall(SYS_fcntl, fd, cmd, arg);
   return after(fd, cmd, arg, cg_real.fcntl(fd, cmd, arg));
 }
 
@@ -39,7 +40,7 @@ CG_EXPORT int fcntl64(int fd, int cmd, ...)
   va_start(ap, cmd);
   void *arg = va_arg(ap, void *);
   va_end(ap);
-  if (!cg_real_ready()) return (int)syscall(SYS_fcntl, fd, cmd, arg);
-  if (!cg_real.fcntl64) return after(fd, cmd, arg, cg_real.fcntl ? cg_real.fcntl(fd, cmd, arg) : (int)syscall(SYS_fcntl, fd, cmd, arg));
+  if (!cg_real_ready()) return (int)cg_syscall(SYS_fcntl, fd, cmd, arg);
+  if (!cg_real.fcntl64) return after(fd, cmd, arg, cg_real.fcntl ? cg_real.fcntl(fd, cmd, arg) : (int)cg_syscall(SYS_fcntl, fd, cmd, arg));
   return after(fd, cmd, arg, cg_real.fcntl64(fd, cmd, arg));
 }

@@ -1,6 +1,7 @@
 /* ioctl(FIONBIO) sets O_NONBLOCK (python's socket.setblocking, libuv): remembered so that
  * connect() need not ask. Every other request passes straight through: one comparison. */
 #include "hook.h"
+#include "rawsys.h"
 #include <stdarg.h>
 #include <sys/ioctl.h>
 
@@ -12,7 +13,7 @@ CG_EXPORT int ioctl(int fd, unsigned long req, ...)
   va_start(ap, req);
   void *arg = va_arg(ap, void *);
   va_end(ap);
-  if (!cg_real_ready() || !cg_real.ioctl) return (int)syscall(SYS_ioctl, fd, req, arg);
+  if (!cg_real_ready() || !cg_real.ioctl) return (int)cg_syscall(SYS_ioctl, fd, req, arg);
   int r = cg_real.ioctl(fd, req, arg);
   if (r == 0 && req == FIONBIO && arg) {
     int e = errno;

@@ -1,5 +1,6 @@
 /* nc (openbsd) waits for its connect in select(). */
 #include "hook.h"
+#include "rawsys.h"
 
 static inline int bypass(void)
 {
@@ -10,7 +11,7 @@ CG_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 {
   if (!cg_real_ready() || bypass() || n < 0 || n > FD_SETSIZE ||
       (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)))
-    return cg_real.select ? cg_real.select(n, r, w, x, tv) : (int)syscall(SYS_select, n, r, w, x, tv);
+    return cg_real.select ? cg_real.select(n, r, w, x, tv) : (int)cg_syscall(SYS_select, n, r, w, x, tv);
   return CG_GUARDED(int, cg_select(n, r, w, x, tv, NULL, NULL, 0));
 }
 

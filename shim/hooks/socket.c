@@ -1,10 +1,11 @@
 /* socket(): where most sockets a program holds begin; recorded for leak detection. */
 #include "hook.h"
 #include "leak.h"
+#include "rawsys.h"
 
 CG_EXPORT int socket(int domain, int type, int protocol)
 {
-  if (!cg_real_ready()) return (int)syscall(SYS_socket, domain, type, protocol);
+  if (!cg_real_ready()) return (int)cg_syscall(SYS_socket, domain, type, protocol);
   cg_init();
   int fd = cg_real.socket(domain, type, protocol);
   if (fd >= 0 && cg_leak_enabled()) {
